@@ -1,0 +1,3 @@
+from prtvoice.cli import main
+
+main()
