@@ -1,0 +1,61 @@
+"""Shared fixtures: one per kind of resource (see house style).
+
+Helpers add their fixtures below with small, targeted insertions.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # tests/fakes.py and other test helpers import by name
+
+from fakes import FakeSounds, FakeSpeech  # noqa: E402
+
+from prtvoice.options import Options  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Never touch the real user's cache, config, scripts or resume state."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("PRTVOICE_HOME", str(home / "data"))
+    monkeypatch.setenv("PRTVOICE_CONFIG", str(home / "config.yaml"))
+    monkeypatch.setenv("PRTVOICE_STATE", str(home / "state"))
+    monkeypatch.setenv("PRTVOICE_CACHE", str(_shared_cache(tmp_path_factory)))
+
+
+_CACHE: list[Path] = []
+
+
+def _shared_cache(factory) -> Path:
+    # One clip cache for the whole run: real synthesis is paid once per text.
+    if not _CACHE:
+        _CACHE.append(factory.mktemp("clip-cache"))
+    return _CACHE[0]
+
+
+@pytest.fixture
+def options() -> Options:
+    return Options()
+
+
+@pytest.fixture
+def fake_speech(options) -> FakeSpeech:
+    return FakeSpeech(options.sample_rate)
+
+
+@pytest.fixture
+def fake_sounds(options) -> FakeSounds:
+    return FakeSounds(options.sample_rate)
+
+
+@pytest.fixture
+def script_dir(tmp_path) -> Path:
+    """An empty folder for scripts a test writes."""
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    return folder
