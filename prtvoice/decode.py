@@ -1,0 +1,166 @@
+"""Audio files -> samples: ffmpeg decodes any format, soxr resamples.
+
+ffmpeg is asked for a mono 32-bit float WAV on a pipe at the file's own rate;
+the WAV header tells that rate (so no ffprobe is needed: imageio-ffmpeg ships
+none), and soxr, a real band-limited resampler, brings it to the session's
+rate. Reading stops once more than `max_seconds` of audio has arrived, so a
+huge or endless input never fills memory, and a time-out stops a hung ffmpeg.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from prtvoice.errors import EncoderError, SoundError
+from prtvoice.ffmpeg import find_ffmpeg
+
+DECODE_TIMEOUT = 120.0  # seconds for one file; decoding ten minutes of MP3 takes about one
+_FLOAT = 3  # WAVE_FORMAT_IEEE_FLOAT
+_EXTENSIBLE = 0xFFFE
+_HEADER_LIMIT = 1 << 16  # a WAV header from ffmpeg is tiny; more means it is not one
+
+
+def decode_file(
+    path: Path, *, sample_rate: int, max_seconds: float, timeout: float = DECODE_TIMEOUT
+) -> np.ndarray:
+    """The first audio stream of `path`, mixed to mono, at `sample_rate`: float32 (frames, 1).
+
+    Raises SoundError naming the file when it is missing, not audio, corrupt,
+    empty, longer than `max_seconds`, or when ffmpeg takes over `timeout`
+    seconds. Values are as decoded (a float file may exceed 1.0: callers limit).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SoundError(f"{path}: sound file not found")
+    try:
+        ffmpeg = find_ffmpeg()
+    except EncoderError as exc:
+        raise SoundError(f"{path}: cannot decode: {exc}") from exc
+    command = [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+        # Let ffmpeg itself stop a little past the limit, so we can tell "too long".
+        "-t", f"{max_seconds + 1.0:.3f}",
+        "-i", str(path),
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+        "-ac", "1", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1",
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+        )
+        timed_out = threading.Event()
+
+        def stop() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        rate, data, too_long = None, b"", False
+        try:
+            rate, data, too_long = _read_wav(process.stdout, max_seconds=max_seconds)
+        finally:
+            if too_long:
+                process.kill()  # we stopped reading: do not wait for the rest
+            process.stdout.close()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                stop()
+                process.wait()
+            timer.cancel()
+        errors.seek(0)
+        message = errors.read(4000).decode(errors="replace").strip()
+    if timed_out.is_set():
+        raise SoundError(f"{path}: ffmpeg did not finish decoding within {timeout:g} s")
+    if too_long:
+        raise SoundError(
+            f"{path}: the sound is longer than {max_seconds:g} s; shorten it "
+            "(long ambience loops well from a few minutes)"
+        )
+    if process.returncode != 0 or rate is None:
+        detail = _reason(message, path)
+        raise SoundError(f"{path}: cannot decode the sound: {detail}")
+    samples = np.frombuffer(data, dtype="<f4")
+    if not np.all(np.isfinite(samples)):
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    if len(samples) == 0:
+        raise SoundError(f"{path}: the file holds no audio")
+    if rate != sample_rate:
+        import soxr  # lazy: planning without file sounds never needs it
+
+        samples = soxr.resample(samples, rate, sample_rate, quality="VHQ")
+    return np.ascontiguousarray(samples, dtype=np.float32).reshape(-1, 1)
+
+
+def _reason(message: str, path: Path) -> str:
+    """ffmpeg's complaint in a therapist's words where we know it, else its last line."""
+    if "matches no streams" in message:
+        return "it holds no audio stream"
+    lines = [line for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "not an audio file ffmpeg can read"
+    last = lines[-1]
+    prefix = f"{path}: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
+
+
+def _read_exactly(stream, size: int) -> bytes:
+    parts, got = [], 0
+    while got < size:
+        part = stream.read(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_wav(stream, *, max_seconds: float) -> tuple[int | None, bytes, bool]:
+    """(sample rate, float32 mono bytes, too long) from ffmpeg's WAV on a pipe.
+
+    Rate is None when the stream is not a WAV (ffmpeg failed before writing).
+    A pipe WAV's sizes are placeholders, so the data chunk is read to the end
+    of the stream, but never past max_seconds worth of bytes (+1 frame).
+    """
+    head = _read_exactly(stream, 12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None, b"", False
+    rate = None
+    consumed = 12
+    while True:
+        chunk = _read_exactly(stream, 8)
+        if len(chunk) < 8:
+            return None, b"", False
+        tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        consumed += 8
+        if tag == b"data":
+            break
+        if size > _HEADER_LIMIT or consumed + size > _HEADER_LIMIT:
+            return None, b"", False
+        body = _read_exactly(stream, size + (size & 1))
+        consumed += len(body)
+        if tag == b"fmt ":
+            fmt, channels, rate = struct.unpack("<HHI", body[:8])
+            bits = struct.unpack("<H", body[14:16])[0]
+            if fmt not in (_FLOAT, _EXTENSIBLE) or channels != 1 or bits != 32:
+                return None, b"", False
+    if rate is None:
+        return None, b"", False
+    limit = (int(max_seconds * rate) + 1) * 4
+    data = bytearray()
+    while len(data) <= limit:
+        part = stream.read(min(1 << 20, limit + 4 - len(data)))
+        if not part:
+            break
+        data += part
+    too_long = len(data) > limit
+    usable = len(data) - len(data) % 4
+    return rate, bytes(data[:usable]), too_long
