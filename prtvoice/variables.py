@@ -19,8 +19,8 @@ import yaml
 
 from prtvoice.errors import InputError, Problem, ScriptError
 
-# The same key rule as `--set KEY=VALUE`, so any key here can also be set there.
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+# The rule for a script's {placeholders}: a key no placeholder could name is a mistake.
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_BYTES = 1_000_000  # a variables file is a handful of lines; refuse anything huge
 _NULL_TAG = "tag:yaml.org,2002:null"
 
@@ -61,7 +61,7 @@ def load_variables(path: Path) -> dict[str, str]:
                     path,
                     *_place(key_node),
                     f"{_show(key_node)} is not a variable name",
-                    "use letters, digits, '_' and '-', starting with a letter (area, safety1)",
+                    "use letters, digits and _, starting with a letter (area, safety1)",
                 )
             )
             continue

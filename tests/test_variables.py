@@ -120,3 +120,13 @@ def test_several_documents_are_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "area: back\n---\narea: neck\n")
     with pytest.raises(ScriptError, match="not valid YAML"):
         load_variables(path)
+
+
+def test_keys_follow_the_placeholder_rule(tmp_path: Path) -> None:
+    # {pain-area} could never be a placeholder in a script, so the key is a mistake.
+    path = write(tmp_path, "pain_area: back\npain-area: neck\n")
+    with pytest.raises(ScriptError) as info:
+        load_variables(path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (2, "'pain-area' is not a variable name")
+    ]
