@@ -1,0 +1,411 @@
+"""Plan -> a phone-ready file: measure, normalise, encode, tag, move into place.
+
+Two passes over the deterministic render, so memory never grows with the
+session's length:
+
+1. render and measure: integrated loudness (BS.1770, gated, so the long
+   silences of a session do not count) and true peak;
+2. render again, apply one linear gain that brings the session to
+   `options.loudness_lufs`, limit peaks gently only if that gain would push
+   the true peak over `options.true_peak_db`, and stream the blocks into
+   ffmpeg while measuring what goes out.
+
+The file is written beside the target under a hidden partial name and moved
+into place only when complete (prtvoice.atomic), then transcripts follow.
+A batch exports several scripts into one folder with an M3U8 playlist, two
+at a time in worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from prtvoice import atomic
+from prtvoice.encode import Encoder, Format, encoder_command, format_for
+from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
+from prtvoice.ffmpeg import find_ffmpeg
+from prtvoice.loudness import Measurement, PeakLimiter, StreamMeter, from_db
+from prtvoice.options import Options
+from prtvoice.plan import Plan
+from prtvoice.tags import chapters_for, ffmetadata, tags_for, write_id3, write_vorbis_chapters
+from prtvoice.transcript import render_transcript
+
+BlockSource = Callable[[], Iterable[np.ndarray]]
+"""Each call starts a fresh, identical stream of float32 (frames, 1) blocks covering the plan."""
+Progress = Callable[[int, int], None]
+
+# Lossy decoders overshoot the encoder's input peaks a little (measured on
+# eSpeak speech with bells: up to ~0.4 dB for MP3 at 96k); aim this much lower.
+CODEC_HEADROOM_DB = {"mp3": 0.6, "m4a": 0.6, "opus": 0.6, "ogg": 0.6}
+# The limiter looks at samples; keep them this far under the true-peak ceiling
+# for the peaks between samples (speech from eSpeak has little energy near Nyquist).
+INTERSAMPLE_MARGIN_DB = 0.3
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """The gain decision of pass 1."""
+
+    measured: Measurement  # the render at unity gain
+    gain_db: float
+    limit_db: float | None  # sample ceiling of the limiter in dBFS, None: not needed
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and measured (loudness of the audio that went to the encoder)."""
+
+    path: Path
+    format: str
+    frames: int
+    sample_rate: int
+    title: str
+    source_lufs: float
+    gain_db: float
+    limited_frames: int
+    loudness_lufs: float
+    true_peak_db: float
+    transcripts: tuple[Path, ...] = ()
+    measure_seconds: float = 0.0
+    encode_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def blocks_from_plan(plan: Plan, *, voices, sounds, options: Options) -> BlockSource:
+    """The renderer's stream of `plan` as a BlockSource (rendered at unity gain)."""
+    from prtvoice.render import render
+
+    def blocks() -> Iterable[np.ndarray]:
+        return render(plan, voices=voices, sounds=sounds, options=options)
+
+    return blocks
+
+
+def target_paths(target: Path, transcripts: Sequence[str]) -> list[Path]:
+    """Every file an export writes: the audio, then its transcripts (same stem)."""
+    return [target] + [target.with_suffix(f".{kind}") for kind in transcripts]
+
+
+def check_targets(paths: Iterable[Path], *, force: bool) -> None:
+    """Before any work: every target may be written (OutputExistsError, EncoderError)."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        names = ", ".join(str(p) for p in existing)
+        raise OutputExistsError(
+            f"{names} already exist{'s' if len(existing) == 1 else ''}; use --force to replace"
+        )
+    for path in paths:
+        atomic.check_target(path, force=True)
+
+
+def measure(
+    blocks: BlockSource,
+    *,
+    frames: int,
+    sample_rate: int,
+    progress: Progress | None = None,
+    done: int = 0,
+    total: int = 0,
+) -> Measurement:
+    """Pass 1: loudness and true peak of the stream (checks it covers `frames`)."""
+    meter = StreamMeter(sample_rate=sample_rate)
+    count = 0
+    for block in blocks():
+        meter.add(block)
+        count += len(block)
+        if progress:
+            progress(done + min(count, frames), total)
+    if count != frames:
+        raise EncoderError(f"the renderer gave {count} frames, the plan has {frames}")
+    return meter.result()
+
+
+def decide_gain(measured: Measurement, *, options: Options, fmt: Format) -> Loudness:
+    """One gain to the loudness target; a limiter ceiling when that gain needs one."""
+    if not math.isfinite(measured.loudness_lufs):
+        return Loudness(measured, 0.0, None)  # silence: nothing to normalise
+    gain_db = options.loudness_lufs - measured.loudness_lufs
+    ceiling_db = options.true_peak_db - CODEC_HEADROOM_DB.get(fmt.name, 0.0)
+    if measured.true_peak_db + gain_db <= ceiling_db:
+        return Loudness(measured, gain_db, None)
+    return Loudness(measured, gain_db, ceiling_db - INTERSAMPLE_MARGIN_DB)
+
+
+def export_plan(
+    plan: Plan,
+    *,
+    blocks: BlockSource,
+    target: Path,
+    options: Options,
+    force: bool = False,
+    transcripts: Sequence[str] = (),
+    track: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export one plan to `target` in `options.format`; see the module docstring.
+
+    Raises OutputExistsError (target exists, no `force`) before any work,
+    EncoderError when ffmpeg lacks the encoder, fails, or the folder cannot
+    be written. Nothing is left at the target on failure; an old file there
+    survives every failure.
+    """
+    target = Path(target)
+    fmt = format_for(options.format)
+    check_targets(target_paths(target, transcripts), force=force)
+    ffmpeg = find_ffmpeg()
+    total = 2 * plan.frames
+    sr = plan.sample_rate
+    tags = tags_for(plan, artist=options.artist, album=options.album, track=track)
+    chapters = chapters_for(plan)
+
+    started = time.perf_counter()
+    measured = measure(blocks, frames=plan.frames, sample_rate=sr, progress=progress, total=total)
+    decision = decide_gain(measured, options=options, fmt=fmt)
+    measured_at = time.perf_counter()
+
+    gain = from_db(decision.gain_db)
+    limiter = (
+        PeakLimiter(ceiling=from_db(decision.limit_db), sample_rate=sr)
+        if decision.limit_db is not None
+        else None
+    )
+    meter = StreamMeter(sample_rate=sr)
+    with tempfile.TemporaryDirectory(prefix="prtvoice-") as scratch:
+        metadata = None
+        if fmt.chapters in ("ffmetadata", "vorbis"):
+            metadata = Path(scratch) / "metadata.txt"
+            own = chapters if fmt.chapters == "ffmetadata" else ()
+            metadata.write_text(ffmetadata(tags, own), encoding="utf-8")
+        with atomic.AtomicFile(target, replace=force) as out:
+            command = encoder_command(
+                ffmpeg=ffmpeg,
+                fmt=fmt,
+                sample_rate=sr,
+                out=out.partial,
+                bitrate=options.bitrate,
+                metadata_file=metadata,
+                tags=tags.as_ffmpeg() if fmt.chapters == "none" else None,
+            )
+            with Encoder(command) as encoder:
+                done = 0
+                for block in blocks():
+                    # float32 multiply: the same rounding every run (deterministic files).
+                    block = block * np.float32(gain)
+                    if limiter is not None:
+                        block = limiter.process(block)
+                    _send(encoder, meter, block)
+                    done += len(block)
+                    if progress:
+                        progress(plan.frames + min(done, plan.frames), total)
+                if limiter is not None:
+                    _send(encoder, meter, limiter.finish())
+            if fmt.chapters == "id3":
+                write_id3(out.partial, tags, chapters)
+            elif fmt.chapters == "vorbis" and chapters:
+                write_vorbis_chapters(out.partial, chapters)
+            out.commit()
+    written = [
+        atomic_text(
+            target.with_suffix(f".{kind}"),
+            render_transcript(kind, plan, artist=options.artist, album=options.album),
+            replace=force,
+        )
+        for kind in transcripts
+    ]
+    finished = time.perf_counter()
+    result = meter.result()
+    return ExportResult(
+        path=target,
+        format=fmt.name,
+        frames=plan.frames,
+        sample_rate=sr,
+        title=plan.script.title,
+        source_lufs=measured.loudness_lufs,
+        gain_db=decision.gain_db,
+        limited_frames=limiter.reduced_frames if limiter else 0,
+        loudness_lufs=result.loudness_lufs,
+        true_peak_db=result.true_peak_db,
+        transcripts=tuple(written),
+        measure_seconds=measured_at - started,
+        encode_seconds=finished - measured_at,
+    )
+
+
+def _send(encoder: Encoder, meter: StreamMeter, block: np.ndarray) -> None:
+    if len(block):
+        meter.add(block)
+        encoder.write(block)
+
+
+def atomic_text(path: Path, text: str, *, replace: bool) -> Path:
+    atomic.write_text(path, text, replace=replace)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Batches
+
+
+Prepare = Callable[[str], "tuple[Plan, BlockSource]"]
+"""Loads, plans and readies one script for rendering (runs in a worker process)."""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One script of a batch and where it goes."""
+
+    source: str
+    target: Path
+    track: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    results: tuple[ExportResult, ...]
+    playlist: Path
+    seconds: float = 0.0
+    workers: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+def batch_jobs(sources: Sequence[str | Path], *, folder: Path, fmt: Format) -> list[BatchJob]:
+    """Targets in `folder` named `NN-stem.ext` (NN keeps the order in every file list)."""
+    total = len(sources)
+    width = max(2, len(str(total)))
+    jobs = []
+    seen: set[str] = set()
+    for number, source in enumerate(sources, start=1):
+        stem = Path(str(source)).stem
+        name = f"{number:0{width}d}-{stem}{fmt.suffix}"
+        if name in seen:  # pragma: no cover - numbers make names unique
+            raise EncoderError(f"two scripts would both be exported as {name}")
+        seen.add(name)
+        jobs.append(BatchJob(str(source), folder / name, (number, total)))
+    return jobs
+
+
+def playlist_path(folder: Path) -> Path:
+    return folder / f"{folder.resolve().name or 'prtvoice'}.m3u8"
+
+
+def m3u8(results: Sequence[ExportResult], *, folder: Path, artist: str) -> str:
+    """An extended M3U playlist (UTF-8) with paths relative to `folder`."""
+    lines = ["#EXTM3U"]
+    for result in results:
+        title = " ".join(result.title.split()).replace(",", " ")
+        lines.append(f"#EXTINF:{round(result.seconds)},{artist} - {title}")
+        lines.append(os.path.relpath(result.path, folder).replace(os.sep, "/"))
+    return "\n".join(lines) + "\n"
+
+
+def _worker_init() -> None:
+    # A terminated worker cleans up its partial file like the main process does.
+    import signal
+
+    def handler(signum, frame):
+        raise Interrupted("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _export_job(
+    prepare: Prepare, job: BatchJob, options: Options, force: bool, transcripts: tuple[str, ...]
+) -> ExportResult:
+    plan, blocks = prepare(job.source)
+    return export_plan(
+        plan,
+        blocks=blocks,
+        target=job.target,
+        options=options,
+        force=force,
+        transcripts=transcripts,
+        track=job.track,
+    )
+
+
+def export_batch(
+    jobs: Sequence[BatchJob],
+    *,
+    prepare: Prepare,
+    folder: Path,
+    options: Options,
+    force: bool = False,
+    transcripts: Sequence[str] = (),
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Export every job into `folder`, then write the playlist.
+
+    With `workers` > 1, scripts export in that many worker processes
+    (`prepare` must then be picklable: a module-level function); progress
+    then counts finished scripts, not frames. Every target (and the
+    playlist) is checked before any work.
+    """
+    folder = Path(folder)
+    playlist = playlist_path(folder)
+    every = [playlist]
+    for job in jobs:
+        every += target_paths(job.target, transcripts)
+    check_targets(every, force=force)
+    started = time.perf_counter()
+    transcripts = tuple(transcripts)
+    results: dict[int, ExportResult] = {}
+    if workers <= 1 or len(jobs) <= 1:
+        for index, job in enumerate(jobs):
+            results[index] = _export_job(prepare, job, options, force, transcripts)
+            if progress:
+                progress(index + 1, len(jobs))
+    else:
+        results = _run_pool(
+            jobs,
+            prepare=prepare,
+            options=options,
+            force=force,
+            transcripts=transcripts,
+            workers=workers,
+            progress=progress,
+        )
+    ordered = tuple(results[i] for i in range(len(jobs)))
+    atomic.write_text(playlist, m3u8(ordered, folder=folder, artist=options.artist), replace=force)
+    return BatchResult(
+        ordered, playlist, time.perf_counter() - started, workers=min(workers, len(jobs)) or 1
+    )
+
+
+def _run_pool(jobs, *, prepare, options, force, transcripts, workers, progress):
+    results: dict[int, ExportResult] = {}
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_worker_init)
+    try:
+        pending = {
+            pool.submit(_export_job, prepare, job, options, force, transcripts): index
+            for index, job in enumerate(jobs)
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                results[index] = future.result()  # re-raises the worker's error
+                if progress:
+                    progress(len(results), len(jobs))
+    except BaseException:
+        # Stop the other workers too; each removes its partial file on SIGTERM.
+        # (_processes is the executor's own map of worker processes.)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if process.is_alive():
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results

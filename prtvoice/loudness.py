@@ -1,0 +1,291 @@
+"""Streaming loudness (ITU-R BS.1770-4 integrated, gated) and true peak.
+
+Both meters take float32 blocks of shape (frames, 1) one by one and keep only
+small state, so measuring a 4-hour session costs the memory of a few blocks
+plus one float per 100 ms (the gating hops).
+
+Loudness: K-weighting (pyloudnorm's filter coefficients, run block by block
+with scipy's `lfilter` state), mean squares per 100 ms hop, 400 ms gating
+blocks with 75 % overlap, an absolute gate at -70 LUFS and a relative gate at
+-10 LU. Gating is what keeps the long silences of a session from counting:
+plain RMS over a session that is half silence would read 3 dB low and the
+normalised speech would come out 3 dB too loud.
+
+True peak: 4x oversampling (scipy's polyphase `resample_poly`), evaluated with
+enough context on both sides of each block that the result equals oversampling
+the whole signal at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.signal
+
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+SILENCE_LUFS = -math.inf  # what a meter reports for a signal with no gated block
+_OVERSAMPLE = 4
+# resample_poly's default filter reaches 10 input samples each way at up=4;
+# 32 leaves a wide margin so block edges never change the result.
+_PEAK_CONTEXT = 32
+# The interpolation filter scipy's resample_poly(x, 4, 1) designs, made once.
+_HALF = 10 * _OVERSAMPLE
+_FILTER = (
+    scipy.signal.firwin(2 * _HALF + 1, 1.0 / _OVERSAMPLE, window=("kaiser", 5.0)) * _OVERSAMPLE
+)
+_BOUND = max(float(np.abs(_FILTER[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
+
+
+def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    import pyloudnorm  # lazy: only export and the tests need it
+
+    meter = pyloudnorm.Meter(sample_rate)  # K-weighting, as BS.1770 defines it
+    return [
+        (
+            np.asarray(stage.b, dtype=np.float64),
+            np.asarray(stage.a, dtype=np.float64),
+            float(stage.passband_gain),
+        )
+        for stage in meter._filters.values()
+    ]
+
+
+class LoudnessMeter:
+    """Integrated loudness (LUFS) of a mono stream, fed block by block."""
+
+    def __init__(self, *, sample_rate: int):
+        self.sample_rate = sample_rate
+        self._stages = [
+            (b, a, gain, np.zeros(max(len(a), len(b)) - 1))
+            for b, a, gain in _k_weighting(sample_rate)
+        ]
+        self._hop = round(0.1 * sample_rate)  # 100 ms: the 75 % overlap step of 400 ms blocks
+        self._pending = 0.0  # sum of squares of the unfinished hop
+        self._pending_frames = 0
+        self._hops: list[float] = []  # sum of squares per finished hop
+        self.frames = 0
+
+    def add(self, block: np.ndarray) -> None:
+        """Measure the next block (float, shape (frames,) or (frames, 1))."""
+        x = np.asarray(block, dtype=np.float64).reshape(-1)
+        self.frames += len(x)
+        for index, (b, a, gain, state) in enumerate(self._stages):
+            x, state = scipy.signal.lfilter(b, a, x, zi=state)
+            if gain != 1.0:
+                x = x * gain
+            self._stages[index] = (b, a, gain, state)
+        squares = x * x
+        at = 0
+        # Finish the hop begun in an earlier block, then whole hops, then keep the rest.
+        if self._pending_frames:
+            take = min(self._hop - self._pending_frames, len(squares))
+            self._pending += float(squares[:take].sum())
+            self._pending_frames += take
+            at = take
+            if self._pending_frames == self._hop:
+                self._hops.append(self._pending)
+                self._pending, self._pending_frames = 0.0, 0
+        whole = (len(squares) - at) // self._hop
+        if whole:
+            sums = squares[at : at + whole * self._hop].reshape(whole, self._hop).sum(axis=1)
+            self._hops.extend(sums.tolist())
+            at += whole * self._hop
+        if at < len(squares):
+            self._pending += float(squares[at:].sum())
+            self._pending_frames += len(squares) - at
+
+    def block_loudness(self) -> np.ndarray:
+        """Loudness (LUFS) of every complete 400 ms gating block so far."""
+        hops = np.asarray(self._hops, dtype=np.float64)
+        if len(hops) < 4:
+            return np.zeros(0)
+        energy = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * self._hop)
+        with np.errstate(divide="ignore"):
+            return -0.691 + 10.0 * np.log10(energy)
+
+    def integrated(self) -> float:
+        """Gated integrated loudness in LUFS; -inf when nothing passes the gates."""
+        loudness = self.block_loudness()
+        energy = 10.0 ** ((loudness + 0.691) / 10.0)
+        above = loudness >= ABSOLUTE_GATE_LUFS
+        if not above.any():
+            return SILENCE_LUFS
+        relative = -0.691 + 10.0 * math.log10(energy[above].mean()) + RELATIVE_GATE_LU
+        gated = above & (loudness > relative)
+        return -0.691 + 10.0 * math.log10(energy[gated].mean())
+
+
+class TruePeakMeter:
+    """Maximum absolute value of a mono stream after 4x oversampling (BS.1770 true peak)."""
+
+    def __init__(self) -> None:
+        # Zeros stand for the silence before the stream, as whole-signal oversampling assumes.
+        self._buffer = np.zeros(_PEAK_CONTEXT, dtype=np.float64)
+        self.peak = 0.0
+        self.sample_peak = 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        x = np.asarray(block, dtype=np.float64).reshape(-1)
+        if len(x):
+            self.sample_peak = max(self.sample_peak, float(np.abs(x).max()))
+        self._buffer = np.concatenate([self._buffer, x])
+        if len(self._buffer) >= 4 * _PEAK_CONTEXT:
+            self._evaluate(final=False)
+
+    def finish(self) -> float:
+        """End of stream: evaluate what is left; returns the peak (linear)."""
+        self._buffer = np.concatenate([self._buffer, np.zeros(_PEAK_CONTEXT)])
+        self._evaluate(final=True)
+        return self.peak
+
+    def _evaluate(self, *, final: bool) -> None:
+        # Samples [C, len - C) of the buffer have C samples of context on both
+        # sides; oversample the buffer and look only at their outputs.
+        c = _PEAK_CONTEXT
+        if len(self._buffer) <= 2 * c:
+            return
+        # Each oversampled value is a weighted sum of input samples, so it is at
+        # most (input peak x the largest polyphase L1 norm): when that bound cannot
+        # beat the peak found so far, the exact answer is known without filtering.
+        if float(np.abs(self._buffer).max()) * _BOUND > self.peak:
+            up = scipy.signal.upfirdn(_FILTER, self._buffer, _OVERSAMPLE, 1)
+            up = up[_HALF : _HALF + _OVERSAMPLE * len(self._buffer)]  # = resample_poly's output
+            inner = up[_OVERSAMPLE * c : _OVERSAMPLE * (len(self._buffer) - c)]
+            if len(inner):
+                self.peak = max(self.peak, float(np.abs(inner).max()))
+        self._buffer = self._buffer[-2 * c :] if not final else np.zeros(0)
+
+    @property
+    def peak_db(self) -> float:
+        return to_db(self.peak)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one pass over a stream found: loudness (LUFS) and peaks (dB, -inf for silence)."""
+
+    frames: int
+    loudness_lufs: float
+    true_peak_db: float
+    sample_peak_db: float
+
+
+class StreamMeter:
+    """Loudness and true peak together; `add` every block, then `result()`."""
+
+    def __init__(self, *, sample_rate: int, true_peak: bool = True):
+        self.loudness = LoudnessMeter(sample_rate=sample_rate)
+        self.peak = TruePeakMeter() if true_peak else None
+        self._sample_peak = 0.0
+
+    def add(self, block: np.ndarray) -> None:
+        self.loudness.add(block)
+        if self.peak is not None:
+            self.peak.add(block)
+        elif len(block):
+            self._sample_peak = max(self._sample_peak, float(np.abs(block).max()))
+
+    def result(self) -> Measurement:
+        if self.peak is not None:
+            true_peak = self.peak.finish()
+            sample_peak = self.peak.sample_peak
+        else:
+            true_peak = sample_peak = self._sample_peak
+        return Measurement(
+            frames=self.loudness.frames,
+            loudness_lufs=self.loudness.integrated(),
+            true_peak_db=to_db(true_peak),
+            sample_peak_db=to_db(sample_peak),
+        )
+
+
+def to_db(linear: float) -> float:
+    """Amplitude to dB (-inf for 0)."""
+    return 20.0 * math.log10(linear) if linear > 0 else -math.inf
+
+
+def from_db(db: float) -> float:
+    return 10.0 ** (db / 20.0)
+
+
+class PeakLimiter:
+    """A gentle look-ahead peak limiter for a mono stream, vectorised per block.
+
+    The gain needed at each sample (`ceiling / |x|`, at most 1) is held for
+    `hold` frames and looked ahead `ramp` frames (a moving minimum), then
+    smoothed with a `ramp`-long moving average. Every sample's gain is then at
+    most what its own peak needs, so no output sample exceeds `ceiling`, while
+    the gain moves in ramps of `ramp` frames (no clicks, no distortion on
+    single samples). The output lags the input by `ramp` frames; `finish()`
+    returns the tail, so the total length is unchanged. The result does not
+    depend on how the input is cut into blocks.
+    """
+
+    def __init__(
+        self,
+        *,
+        ceiling: float,
+        sample_rate: int,
+        ramp_seconds: float = 0.02,
+        hold_seconds: float = 0.03,
+    ):
+        self.ceiling = float(ceiling)
+        # Even lengths keep the centred minimum filter's window exactly [k - hold, k + ramp].
+        self._ramp = 2 * max(1, round(ramp_seconds * sample_rate / 2))
+        self._hold = 2 * max(1, round(hold_seconds * sample_rate / 2))
+        context = self._hold + 2 * self._ramp
+        self._x = np.zeros(context, dtype=np.float64)
+        self._need = np.ones(context, dtype=np.float64)
+        self._ready = context  # index in the buffers of the first sample not yet output
+        self.reduced_frames = 0  # how many output samples the limiter turned down
+        self.min_gain = 1.0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed a block; returns the limited samples that are ready (float32 (n, 1))."""
+        x = np.asarray(block, dtype=np.float64).reshape(-1)
+        with np.errstate(divide="ignore"):
+            need = np.minimum(1.0, self.ceiling / np.abs(x))
+        self._x = np.concatenate([self._x, x])
+        self._need = np.concatenate([self._need, need])
+        return self._emit(len(self._x) - self._ramp)
+
+    def finish(self) -> np.ndarray:
+        """The last `ramp` frames (the signal is followed by silence)."""
+        total = len(self._x)
+        self._x = np.concatenate([self._x, np.zeros(self._ramp)])
+        self._need = np.concatenate([self._need, np.ones(self._ramp)])
+        return self._emit(total)
+
+    def _emit(self, upto: int) -> np.ndarray:
+        from scipy.ndimage import minimum_filter1d
+
+        start, hold, ramp = self._ready, self._hold, self._ramp
+        if upto <= start:
+            return np.zeros((0, 1), dtype=np.float32)
+        # m[k] = min need[k - hold .. k + ramp] for k in [start - ramp, upto)
+        lo = start - ramp - hold
+        window = self._need[lo : upto + ramp]
+        size = hold + ramp + 1
+        centred = minimum_filter1d(window, size=size, mode="nearest")
+        shift = (ramp - hold) // 2
+        k0 = start - ramp - lo  # index of k = start - ramp inside `window`
+        m = centred[k0 + shift : (upto - lo) + shift]
+        # g[n] = mean m[n - ramp .. n]
+        sums = np.concatenate([[0.0], np.cumsum(m)])
+        gain = (sums[ramp + 1 :] - sums[: -ramp - 1]) / (ramp + 1)
+        gain = np.minimum(gain, 1.0)
+        # Never above what the sample itself needs (guards cumsum rounding).
+        gain = np.minimum(gain, self._need[start:upto])
+        out = self._x[start:upto] * gain
+        turned = gain < 1.0 - 1e-9
+        self.reduced_frames += int(turned.sum())
+        if len(gain):
+            self.min_gain = min(self.min_gain, float(gain.min()))
+        keep = upto - (hold + 2 * ramp)
+        self._x = self._x[keep:]
+        self._need = self._need[keep:]
+        self._ready = upto - keep
+        return out.astype(np.float32).reshape(-1, 1)
