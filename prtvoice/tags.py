@@ -182,7 +182,7 @@ def write_vorbis_chapters(path: Path, chapters: Sequence[Chapter]) -> None:
     audio = mutagen.File(path)
     if audio is None or audio.tags is None:
         raise ValueError(f"{path} has no Vorbis comments to add chapters to")
-    for key in [k for k in audio.tags if k.upper().startswith("CHAPTER")]:
+    for key in [k for k in audio.tags.keys() if k.upper().startswith("CHAPTER")]:  # noqa: SIM118 - iterating VComment gives pairs
         del audio.tags[key]
     for index, chapter in enumerate(chapters):
         audio.tags[f"CHAPTER{index:03d}"] = _vorbis_clock(chapter.start_ms)
