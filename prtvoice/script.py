@@ -258,7 +258,9 @@ def _show(value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > 40:
         text = text[:37] + "..."
-    return repr(text) if isinstance(value, str) else text
+    if not isinstance(value, str):
+        return text
+    return f"'{text}'" if text.isprintable() else repr(text)
 
 
 def _kind(node: YNode) -> str:
@@ -272,6 +274,8 @@ def _length(seconds: float) -> str:
     """Seconds as a person reads a length in a message: 90 s -> 1m30s."""
     if seconds < 60:
         return f"{seconds:g}s"
+    if seconds >= 1000 * 3600:
+        return "over 1000h"
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
@@ -665,7 +669,7 @@ class _Reader:
                 self.problem(
                     file,
                     node,
-                    f"format version {_show(node.raw)} is not supported",
+                    f"format version {_show(node.value)} is not supported",
                     f"this prtvoice reads `prtvoice: {names.FORMAT_VERSION}`",
                 )
             return
@@ -1395,7 +1399,11 @@ class _Reader:
                 for round_number in range(1, raw.count + 1):
                     self.work += 1
                     if self.work > MAX_EXPANSION_WORK:
-                        self.too_many(raw.where)
+                        self.too_many(
+                            raw.where,
+                            f"the repeats in this script run more than {MAX_EXPANSION_WORK} "
+                            "rounds in all",
+                        )
                     inner = {**scope, "n": str(round_number), "count": str(raw.count)}
                     self.expand(raw.steps, inner, voice, out)
             elif isinstance(raw, _RawInclude) and raw.doc is not None:
@@ -1411,14 +1419,12 @@ class _Reader:
             self.too_many(step.where)
         out.append(step)
 
-    def too_many(self, where: Location) -> None:
+    def too_many(self, where: Location, message: str | None = None) -> None:
         place = self.top_where or where
-        self.problem(
-            place.file,
-            place,
-            f"the script has more than {MAX_STEPS} steps once repeats and includes are unrolled",
-            "lower the repeat counts",
+        message = message or (
+            f"the script has more than {MAX_STEPS} steps once repeats and includes are unrolled"
         )
+        self.problem(place.file, place, message, "lower the repeat counts")
         raise _Abort
 
     def fill(self, template: _Template, scope: Mapping[str, str]) -> str:
