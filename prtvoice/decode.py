@@ -1,7 +1,7 @@
 """Audio files -> samples: ffmpeg decodes any format, soxr resamples.
 
-ffmpeg is asked for a mono 32-bit float WAV on a pipe at the file's own rate;
-the WAV header tells that rate (so no ffprobe is needed: imageio-ffmpeg ships
+ffmpeg is asked for a 32-bit float WAV on a pipe at the file's own rate and
+channel count; the WAV header tells both (so no ffprobe is needed: imageio-ffmpeg ships
 none), and soxr, a real band-limited resampler, brings it to the session's
 rate. Reading stops once more than `max_seconds` of audio has arrived, so a
 huge or endless input never fills memory, and a time-out stops a hung ffmpeg.
@@ -49,7 +49,7 @@ def decode_file(
         "-i", str(path),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
-        "-ac", "1", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1",
+        "-c:a", "pcm_f32le", "-f", "wav", "pipe:1",
     ]  # fmt: skip
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
@@ -63,9 +63,9 @@ def decode_file(
 
         timer = threading.Timer(timeout, stop)
         timer.start()
-        rate, data, too_long = None, b"", False
+        rate, channels, data, too_long = None, 1, b"", False
         try:
-            rate, data, too_long = _read_wav(process.stdout, max_seconds=max_seconds)
+            rate, channels, data, too_long = _read_wav(process.stdout, max_seconds=max_seconds)
         finally:
             if too_long:
                 process.kill()  # we stopped reading: do not wait for the rest
@@ -89,6 +89,11 @@ def decode_file(
         detail = _reason(message, path)
         raise SoundError(f"{path}: cannot decode the sound: {detail}")
     samples = np.frombuffer(data, dtype="<f4")
+    if channels > 1:
+        # The plain average: ffmpeg's own downmix (-ac 1) lifts a centred mono
+        # recording stored as stereo by 3 dB, which could push it past full scale.
+        usable = len(samples) - len(samples) % channels
+        samples = samples[:usable].reshape(-1, channels).mean(axis=1, dtype=np.float32)
     if not np.all(np.isfinite(samples)):
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
     if len(samples) == 0:
@@ -123,8 +128,8 @@ def _read_exactly(stream, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _read_wav(stream, *, max_seconds: float) -> tuple[int | None, bytes, bool]:
-    """(sample rate, float32 mono bytes, too long) from ffmpeg's WAV on a pipe.
+def _read_wav(stream, *, max_seconds: float) -> tuple[int | None, int, bytes, bool]:
+    """(sample rate, channels, interleaved float32 bytes, too long) from ffmpeg's WAV.
 
     Rate is None when the stream is not a WAV (ffmpeg failed before writing).
     A pipe WAV's sizes are placeholders, so the data chunk is read to the end
@@ -132,29 +137,30 @@ def _read_wav(stream, *, max_seconds: float) -> tuple[int | None, bytes, bool]:
     """
     head = _read_exactly(stream, 12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None, b"", False
+        return None, 1, b"", False
     rate = None
+    channels = 1
     consumed = 12
     while True:
         chunk = _read_exactly(stream, 8)
         if len(chunk) < 8:
-            return None, b"", False
+            return None, 1, b"", False
         tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
         consumed += 8
         if tag == b"data":
             break
         if size > _HEADER_LIMIT or consumed + size > _HEADER_LIMIT:
-            return None, b"", False
+            return None, 1, b"", False
         body = _read_exactly(stream, size + (size & 1))
         consumed += len(body)
         if tag == b"fmt ":
             fmt, channels, rate = struct.unpack("<HHI", body[:8])
             bits = struct.unpack("<H", body[14:16])[0]
-            if fmt not in (_FLOAT, _EXTENSIBLE) or channels != 1 or bits != 32:
-                return None, b"", False
+            if fmt not in (_FLOAT, _EXTENSIBLE) or not 1 <= channels <= 64 or bits != 32:
+                return None, 1, b"", False
     if rate is None:
-        return None, b"", False
-    limit = (int(max_seconds * rate) + 1) * 4
+        return None, 1, b"", False
+    limit = (int(max_seconds * rate) + 1) * 4 * channels
     data = bytearray()
     while len(data) <= limit:
         part = stream.read(min(1 << 20, limit + 4 - len(data)))
@@ -162,5 +168,5 @@ def _read_wav(stream, *, max_seconds: float) -> tuple[int | None, bytes, bool]:
             break
         data += part
     too_long = len(data) > limit
-    usable = len(data) - len(data) % 4
-    return rate, bytes(data[:usable]), too_long
+    usable = len(data) - len(data) % (4 * channels)
+    return rate, channels, bytes(data[:usable]), too_long
