@@ -59,3 +59,33 @@ def script_dir(tmp_path) -> Path:
     folder = tmp_path / "scripts"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(scope="session")
+def pulse_sink():
+    """A private PulseAudio server with a null sink; this process plays into it.
+
+    PortAudio reaches it through ALSA's pulse plugin. PortAudio lists devices
+    when it initializes, so if sounddevice was imported before, it is
+    re-initialized here. Playback tests FAIL (never skip) when this breaks.
+    """
+    import os
+
+    from pulse import PulseSink
+
+    sink = PulseSink().start()
+    saved = {key: os.environ.get(key) for key in sink.env}
+    os.environ.update(sink.env)
+    if "sounddevice" in sys.modules:
+        sd = sys.modules["sounddevice"]
+        sd._terminate()
+        sd._initialize()
+    try:
+        yield sink
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        sink.stop()
