@@ -4,6 +4,18 @@ The Script this returns is fully resolved: variables substituted, `repeat`
 unrolled, `include` inlined, inline pauses split out, breathing patterns and
 `for:` turned into numbers, sound references checked and turned into paths.
 The planner never sees YAML.
+
+Beyond the contract, the loader accepts (documented in the JSON Schema too):
+- inline flexible pauses `[2s~]`; only a bracket starting with a number is a
+  pause, so `[laughs]` stays text; variables are filled in after the split,
+  so a variable's value never adds pauses;
+- `voice: en-gb` and `ambience: brown-noise` as shorthands (the bed at -30dB);
+  an ambience level as a factor (`0.25`) or a percentage (`25%`);
+- breathing patterns `in-out` (`5.5-5.5`) and lists (`[4, 2, 6]`); `cue: off`;
+- long unit names (`2 min`, `30 sec`) and a space before the unit (`5 s`);
+- an included file may be a whole script or just `sections:` (plus optional
+  `variables:` and `voice:`, which are defaults under the includer's); its
+  other top-level keys are checked but only matter when it runs alone.
 """
 
 from __future__ import annotations
