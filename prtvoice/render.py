@@ -35,6 +35,7 @@ from prtvoice.synth import TONE_CHUNK
 
 DEFAULT_AMBIENCE_DB = -30.0  # a bed chosen on the command line for a script without one
 DUCK_RAMP_SECONDS = 0.3  # ambience glides down before speech and back up after it
+DUCK_HOLD_SECONDS = 1.0  # and stays down this long after it: no pumping between sentences
 SPEECH_EDGE_SECONDS = 0.005  # fades on every speech clip: no click at a clip's edge
 CUE_CUT_SECONDS = 0.02  # a voice cue cut at its phase's end fades out over this
 
@@ -179,7 +180,9 @@ class _Renderer:
         self.fade = max(0, round(options.fade_seconds * sr))
         self.duck_depth = np.float32(1 - 10 ** (-max(0.0, options.duck_db) / 20))
         self.ramp_frames = max(1, round(DUCK_RAMP_SECONDS * sr))
+        self.hold_frames = max(0, round(DUCK_HOLD_SECONDS * sr))
         self.duck_ramp = _ramp(self.ramp_frames)
+        self.release = self.hold_frames + self.ramp_frames  # a say's duck outlasts it by this
         self.speech_edge = round(SPEECH_EDGE_SECONDS * sr)
         self.cue_cut = round(CUE_CUT_SECONDS * sr)
         # Far enough ahead to see the session end before its fade-out begins
@@ -209,7 +212,7 @@ class _Renderer:
 
     def _prune(self, before: int) -> None:
         """Forget events that can no longer sound (nor duck the bed) at or after `before`."""
-        while self.window and self.window[0].end + self.ramp_frames <= before:
+        while self.window and self.window[0].end + self.release <= before:
             self.prepared.pop(self.window.popleft(), None)
 
     def _session_end(self) -> int | None:
@@ -350,20 +353,23 @@ class _Renderer:
         if self.duck_depth == 0:
             return None
         ramp, r = self.duck_ramp, self.ramp_frames
+        hold = self.hold_frames
         amount: np.ndarray | None = None
         for event in self.window:
             if event.start - r >= b1:
                 break
-            if event.kind != "say" or event.end + r <= b0:
+            if event.kind != "say" or event.end + hold + r <= b0:
                 continue
             if amount is None:
                 amount = np.zeros(b1 - b0, dtype=np.float32)
-            positions = np.arange(max(b0, event.start - r), min(b1, event.end + r))
+            # Down over r frames before the speech, held until `hold` after it, up over r.
+            released = event.end + hold
+            positions = np.arange(max(b0, event.start - r), min(b1, released + r))
             shape = np.ones(len(positions), dtype=np.float32)
             rising = positions < event.start
             shape[rising] = ramp[positions[rising] - (event.start - r)]
-            falling = positions >= event.end
-            shape[falling] = ramp[event.end + r - 1 - positions[falling]]
+            falling = positions >= released
+            shape[falling] = ramp[released + r - 1 - positions[falling]]
             # The deeper of overlapping ramps: two close sentences keep the bed down.
             view = amount[positions[0] - b0 : positions[-1] - b0 + 1]
             np.maximum(view, shape, out=view)
