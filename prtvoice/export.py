@@ -351,8 +351,47 @@ def atomic_text(path: Path, text: str, *, replace: bool) -> Path:
 # Batches
 
 
-Prepare = Callable[[str], "tuple[Plan, BlockSource]"]
+@dataclass
+class Prepared:
+    """A planned script ready to render; `close` frees its voice bank."""
+
+    plan: Plan
+    blocks: BlockSource
+    close: Callable[[], None] | None = None
+
+
+Prepare = Callable[[str], Prepared]
 """Loads, plans and readies one script for rendering (runs in a worker process)."""
+
+
+@dataclass(frozen=True)
+class ScriptPreparer:
+    """The usual Prepare: load SCRIPT with the user's values, build the banks, plan it.
+
+    A plain dataclass, so it pickles into batch worker processes.
+    """
+
+    options: Options
+    sets: tuple[tuple[str, str], ...] = ()
+    vars_file: Path | None = None
+    minutes: float | None = None
+
+    def __call__(self, source: str) -> Prepared:
+        from prtvoice import session
+        from prtvoice.config import load_config
+
+        script = session.load(source, sets=dict(self.sets), vars_file=self.vars_file)
+        voices = session.voice_bank(load_config(), self.options)
+        try:
+            sounds = session.sound_bank(self.options)
+            plan = session.make_plan(
+                script, voices=voices, sounds=sounds, options=self.options, minutes=self.minutes
+            )
+        except BaseException:
+            voices.close()
+            raise
+        blocks = blocks_from_plan(plan, voices=voices, sounds=sounds, options=self.options)
+        return Prepared(plan, blocks, voices.close)
 
 
 @dataclass(frozen=True)
