@@ -325,6 +325,209 @@ def schema(
         typer.echo(json.dumps(load_schema(), indent=2))
 
 
+# export ----------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def export(
+    scripts: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SCRIPT...", help="Script files, bundled ids, or folders of scripts."
+        ),
+    ],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", metavar="PATH",
+                     help="The file to write (one script) or the folder (several or a folder)."),
+    ] = None,
+    fmt: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--format", "-f", metavar="FORMAT",
+                     help="mp3 (default), m4a, opus, ogg, flac or wav; else from -o's suffix."),
+    ] = None,
+    minutes: MinutesOption = None,
+    sets: SetOption = None,
+    vars_file: VarsOption = None,
+    transcript: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--transcript", "-t", metavar="KINDS",
+                     help="Also write transcripts beside the audio: lrc,srt,vtt (any of them)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace files that exist.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")
+    ] = False,
+) -> None:
+    """Export sessions as audio files for a phone or any player.
+
+    Loudness is normalised to -16 LUFS (true peak at most -1 dBTP), with one
+    chapter per section and tags. Several scripts, or a folder, export into
+    one folder with an M3U8 playlist. A file that exists is only replaced
+    with --force; an interrupted export never leaves a broken file.
+
+    \b
+    Examples:
+      prtvoice export grounding
+      prtvoice export grounding -o ~/Music/grounding.m4a --minutes 10
+      prtvoice export scripts/ -o phone/ --format opus --transcript lrc
+    """
+    from prtvoice import atomic, session
+    from prtvoice import export as exporting
+    from prtvoice.encode import format_for, format_from_suffix
+    from prtvoice.errors import EncoderError, InputError
+    from prtvoice.transcript import parse_transcript_kinds
+
+    # Every flag and input is checked before any work.
+    try:
+        kinds = parse_transcript_kinds(transcript)
+    except ValueError as exc:
+        raise InputError(f"--transcript: {exc}") from None
+    values = session.parse_sets(sets or [])
+    sources: list[Path] = []
+    batch = len(scripts) > 1
+    for spec in scripts:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = session.script_files(path)
+            if not found:
+                raise InputError(f"{spec} holds no scripts (*.yaml)")
+            sources += found
+            batch = True
+        else:
+            sources.append(session.resolve_script(spec))
+    suffix_format = None
+    if output is not None and not batch and not output.is_dir():
+        suffix_format = format_from_suffix(output)
+        if suffix_format is None and output.suffix:
+            raise InputError(f"-o {output}: unknown audio suffix {output.suffix!r}; "
+                             "use .mp3, .m4a, .opus, .ogg, .flac or .wav")
+    try:
+        chosen = format_for(fmt) if fmt else (suffix_format or format_for("mp3"))
+    except EncoderError as exc:
+        raise InputError(f"--format: {exc}") from None
+    if fmt and suffix_format and suffix_format.name != chosen.name:
+        raise InputError(f"--format {chosen.name} does not match -o {output} "
+                         f"(a {suffix_format.name} name)")
+    if minutes is not None and not (0 < minutes <= 240):
+        raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    options = session.options_from(_config(), format=chosen.name)
+    preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
+                                        vars_file=vars_file, minutes=minutes)
+    show = not quiet and sys.stderr.isatty()
+
+    with atomic.sigterm_raises(), _progress_bar(show) as progress:
+        if not batch:
+            source = sources[0]
+            target = output if output is not None else Path(source.stem + chosen.suffix)
+            if target.is_dir():
+                target = target / (source.stem + chosen.suffix)
+            exporting.check_targets(exporting.target_paths(target, kinds), force=force)
+            prepared = preparer(str(source))
+            try:
+                result = exporting.export_plan(
+                    prepared.plan, blocks=prepared.blocks, target=target, options=options,
+                    force=force, transcripts=kinds, progress=progress,
+                )
+            finally:
+                if prepared.close:
+                    prepared.close()
+            results = [result]
+        else:
+            folder = output if output is not None else Path("prtvoice-export")
+            if folder.exists() and not folder.is_dir():
+                raise InputError(f"-o {folder}: several scripts export into a folder, "
+                                 "and this is a file")
+            jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
+            exporting.check_targets(
+                [exporting.playlist_path(folder)]
+                + [p for job in jobs for p in exporting.target_paths(job.target, kinds)]
+                if folder.is_dir() else [], force=force,
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            done = exporting.export_batch(jobs, prepare=preparer, folder=folder, options=options,
+                                          force=force, transcripts=kinds, progress=progress)
+            results = list(done.results)
+    if quiet:
+        return
+    from prtvoice.plan import clock
+
+    for result in results:
+        extra = "".join(f", {p.name}" for p in result.transcripts)
+        typer.echo(f"wrote {result.path} ({clock(result.seconds)}, "
+                   f"{result.loudness_lufs:.1f} LUFS, {result.true_peak_db:.1f} dBTP{extra})")
+    if batch:
+        typer.echo(f"wrote {exporting.playlist_path(folder)} ({len(results)} tracks)")
+
+
+class _progress_bar:
+    """A rich progress bar on stderr when `show`; the core gets a (done, total) callback."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.show:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+        self._bar = Progress("exporting", BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("export", total=None)
+
+        def update(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc_info):
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+        return False
+
+
+# doctor ----------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check what this machine can do: speech, ffmpeg encoders, sound output, folders.
+
+    Says what is missing and how to add it. Exits 0 when everything export
+    needs works, 1 otherwise; a missing sound device or PortAudio is only a
+    warning (live playback needs it, `prtvoice export` does not).
+
+    \b
+    Example:
+      prtvoice doctor
+    """
+    from prtvoice.doctor import export_ready, run_checks
+
+    checks = run_checks()
+    ready = export_ready(checks)
+    if as_json:
+        typer.echo(json.dumps({"ok": ready, "checks": [
+            {"name": c.name, "ok": c.ok, "required": c.required, "detail": c.detail, "fix": c.fix}
+            for c in checks]}, indent=2, ensure_ascii=False))
+    else:
+        for c in checks:
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            typer.echo(f"{mark}  {c.name}: {c.detail}")
+            if not c.ok and c.fix:
+                typer.echo(f"      fix: {c.fix}")
+        typer.echo("ready to export" if ready else "not ready to export: fix the FAIL lines above")
+    if not ready:
+        raise typer.Exit(int(ExitStatus.INPUT))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
