@@ -1,0 +1,362 @@
+"""The play-while-planning session: a BlockSource that starts sounding at once.
+
+`plan.plan_script` needs every clip's length, so it synthesizes the whole
+script before the first sample; a listener would wait. `LiveSession` instead
+lays the script out lazily with `plan.layout`, while the voice bank
+synthesizes ahead in the background in order of first use, and renders blocks
+with `render.render_events` as the events appear.
+
+Timing is exact wherever it can be:
+
+- Without a target duration every event lands exactly where `plan_script`
+  would put it (the layout is the same function of the same clip lengths).
+- With a target, each flexible pause is decided when the layout reaches it:
+  it gets its cumulative share (`plan.share_out`'s rounding) of the flexible
+  frames the target leaves, minus what the pauses before it actually got.
+  Unknown speech is estimated from the characters times the frames per
+  character of the clips known so far; once all is known the shares are
+  exactly `plan_script`'s. The last flexible pause
+  waits for the exact lengths of everything after it, so the session lands on
+  the target to the sample once all is known; no pause is ever negative.
+- `--only` plays one section; its flexible pauses keep the pacing the whole
+  session would have (the scale estimated for the full target).
+
+Seeking (`open(section)`) lays out again from that section, starting at the
+section's frame on the session timeline (known if the layout already passed
+it, estimated otherwise), so skipping ahead never waits for the synthesis of
+the sections skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from prtvoice.names import DEFAULT_LANGUAGE, FLEX_MAX_SCALE, FLEX_MIN_SCALE
+from prtvoice.options import Options
+from prtvoice.plan import (
+    Event,
+    effective_voice,
+    flat_steps,
+    layout,
+    phase_frames,
+    speech_requests,
+)
+from prtvoice.script import Breathe, Pause, Say, Script, Sound, VoiceSettings
+
+# eSpeak NG at rate 1.0 speaks roughly 14 characters a second; only a first
+# guess, replaced by the average of real clips as soon as one is known.
+DEFAULT_FRAMES_PER_CHAR_SECONDS = 1 / 14
+
+
+class _SpeechStats:
+    """Exact clip lengths as they become known, and a frames-per-character guess."""
+
+    def __init__(self, voices: Any, sample_rate: int) -> None:
+        self.voices = voices
+        self.sample_rate = sample_rate
+        self.known: dict[tuple[str, VoiceSettings, str], int] = {}
+        self._chars = 0.0  # characters divided by rate: what speaking time scales with
+        self._frames = 0
+        self._lock = threading.Lock()
+
+    def _note(self, key: tuple[str, VoiceSettings, str], frames: int) -> None:
+        with self._lock:
+            if key not in self.known:
+                self.known[key] = frames
+                self._chars += max(1, len(key[0])) / max(key[1].rate, 1e-3)
+                self._frames += frames
+
+    def frames(self, text: str, voice: VoiceSettings, language: str) -> int:
+        """Exact length (blocks until synthesized): the layout's SpeechLengths."""
+        key = (text, voice, language)
+        found = self.known.get(key)
+        if found is None:
+            found = int(self.voices.frames(text, voice, language))
+            self._note(key, found)
+        return found
+
+    def lookup(self, text: str, voice: VoiceSettings, language: str) -> int | None:
+        """Exact length if already known (never blocks)."""
+        key = (text, voice, language)
+        found = self.known.get(key)
+        if found is None:
+            known = getattr(self.voices, "known_frames", None)
+            found = known(text, voice, language) if known is not None else None
+            if found is not None:
+                self._note(key, int(found))
+        return found
+
+    def estimate(self, text: str, voice: VoiceSettings, language: str) -> int:
+        """Exact length if known, else characters x the average frames per character."""
+        found = self.lookup(text, voice, language)
+        if found is not None:
+            return found
+        with self._lock:
+            per_char = (
+                self._frames / self._chars
+                if self._chars
+                else DEFAULT_FRAMES_PER_CHAR_SECONDS * self.sample_rate
+            )
+        return round(max(1, len(text)) / max(voice.rate, 1e-3) * per_char)
+
+
+class LiveSession:
+    """A script as a BlockSource for `player.Controller`, planned while it plays.
+
+    `voices` is a VoiceBank (frames, known_frames, clip, prefetch_background);
+    `sounds` a SoundBank. `target_seconds` overrides the script's `duration`.
+    `only_section` plays that section alone. Safe to query (`describe`,
+    `total_frames`, `section_start`) from another thread while it renders.
+    """
+
+    def __init__(
+        self,
+        script: Script,
+        *,
+        options: Options,
+        voices: Any,
+        sounds: Any,
+        target_seconds: float | None = None,
+        only_section: int | None = None,
+    ) -> None:
+        self.options = options
+        self.sample_rate = options.sample_rate
+        self.voices = voices
+        self.sounds = sounds
+        self.language = script.language or DEFAULT_LANGUAGE
+        self.stats = _SpeechStats(voices, self.sample_rate)
+        full = script
+        target = target_seconds if target_seconds is not None else script.duration
+        self.scale: float | None = None  # fixed flexible scale (--only), else None
+        if only_section is not None:
+            script = replace(script, sections=(script.sections[only_section],))
+            if target_seconds is None and target is not None:
+                self.scale = self._estimated_scale(full, target)
+                target = None
+        self.script = script
+        self.target_frames = None if target is None else round(target * self.sample_rate)
+        self._steps = list(flat_steps(script))
+        self._nominals: list[int] = []
+        self._flex_step: list[int] = []  # step index of each flexible pause
+        for index, (_, step) in enumerate(self._steps):
+            if isinstance(step, Pause) and step.flexible:
+                self._nominals.append(round(step.seconds * self.sample_rate))
+                self._flex_step.append(index)
+        self._lock = threading.Lock()
+        self._events: list[Event] = []  # laid out so far, in order, on the session timeline
+        self._starts: list[int] = []
+        self._section_starts: dict[int, int] = {0: 0}
+        self._exhausted_at: int | None = None
+        self._offset = 0
+        self._prefetch = None
+        self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
+
+    # -- BlockSource ---------------------------------------------------------
+
+    def section_titles(self) -> Sequence[str]:
+        return [s.title for s in self.script.sections]
+
+    def open(self, section: int) -> tuple[int, Iterator[np.ndarray]]:
+        """Lay out and render from `section`'s start to the end of the session."""
+        from prtvoice.render import render_events  # heavy: only once playing starts
+
+        start = self.section_start(section)
+        self._start_prefetch(section)
+        with self._lock:
+            keep = next(
+                (i for i, e in enumerate(self._events) if e.section >= section), len(self._events)
+            )
+            del self._events[keep:]
+            del self._starts[keep:]
+            self._offset = start
+            self._exhausted_at = None
+            # This pass decides where the later sections start.
+            for later in [k for k in self._section_starts if k > section]:
+                del self._section_starts[later]
+            self._section_starts[section] = start
+        events = self._events_from(section, start)
+        blocks = render_events(
+            events,
+            ambience=self.script.ambience,
+            voices=self.voices,
+            sounds=self.sounds,
+            options=self.options,
+            language=self.language,
+            total_frames=None,  # the session ends where its last event does
+            start=start,
+        )
+        return start, blocks
+
+    def describe(self, frame: int) -> tuple[int, str | None]:
+        with self._lock:
+            index = bisect.bisect_right(self._starts, frame) - 1
+            event = self._events[index] if index >= 0 else None
+        if event is None:
+            section = max((s for s, at in self._section_starts.items() if at <= frame), default=0)
+            return section, None
+        text = event.text if event.kind == "say" and frame < event.end else None
+        return event.section, text
+
+    def total_frames(self) -> int | None:
+        if self.target_frames is not None:
+            return self.target_frames
+        if self._exhausted_at is not None:
+            return self._exhausted_at
+        return self.estimate_frames(0, len(self._steps))
+
+    # -- timeline ---------------------------------------------------------------
+
+    def section_start(self, section: int) -> int:
+        """Where `section` starts: exact once laid out, estimated before."""
+        known = self._section_starts.get(section)
+        if known is not None:
+            return known
+        base_section = max(s for s in self._section_starts if s < section)
+        base = self._section_starts[base_section]
+        first = next(i for i, (s, _) in enumerate(self._steps) if s >= base_section)
+        upto = next((i for i, (s, _) in enumerate(self._steps) if s >= section), len(self._steps))
+        return base + self.estimate_frames(first, upto)
+
+    def estimate_frames(self, first: int, upto: int) -> int:
+        """Estimated length of steps [first, upto), flexible pauses at their scale."""
+        total = 0
+        flex = bisect.bisect_left(self._flex_step, first)
+        scale = self._flex_scale_estimate()
+        for index in range(first, upto):
+            _, step = self._steps[index]
+            if isinstance(step, Pause) and step.flexible:
+                given = self.flexible_given.get(flex)
+                total += given if given is not None else round(self._nominals[flex] * scale)
+                flex += 1
+            else:
+                total += self._fixed_frames(step, exact=False)
+        return total
+
+    def _flex_scale_estimate(self) -> float:
+        if self.scale is not None:
+            return self.scale
+        if self.target_frames is None or not self._nominals:
+            return 1.0
+        fixed = sum(
+            self._fixed_frames(step, exact=False)
+            for _, step in self._steps
+            if not (isinstance(step, Pause) and step.flexible)
+        )
+        return max(0.0, (self.target_frames - fixed) / sum(self._nominals))
+
+    def _fixed_frames(self, step, *, exact: bool) -> int:
+        sr = self.sample_rate
+        if isinstance(step, Say):
+            voice = effective_voice(step.voice, self.options)
+            if exact:
+                return self.stats.frames(step.text, voice, self.language)
+            return self.stats.estimate(step.text, voice, self.language)
+        if isinstance(step, Pause):
+            return round(step.seconds * sr)
+        if isinstance(step, Sound):
+            return int(self.sounds.frames(step.sound))
+        if isinstance(step, Breathe):
+            return sum(length for _, length in phase_frames(step, sr))
+        raise TypeError(f"unknown step {step!r}")  # pragma: no cover
+
+    def _estimated_scale(self, script: Script, target: float) -> float:
+        """The flexible scale the whole script would get at `target` (estimated)."""
+        sr = self.sample_rate
+        nominal = fixed = 0
+        for _, step in flat_steps(script):
+            if isinstance(step, Pause) and step.flexible:
+                nominal += round(step.seconds * sr)
+            else:
+                fixed += self._fixed_frames(step, exact=False)
+        if not nominal:
+            return 1.0
+        scale = (round(target * sr) - fixed) / nominal
+        return min(FLEX_MAX_SCALE, max(FLEX_MIN_SCALE, scale))
+
+    # -- lazy layout ------------------------------------------------------------
+
+    def _flexible(self, index: int, nominal: int, position: int) -> int:
+        """Frames for flexible pause `index` starting at `position` (layout-relative)."""
+        if self.scale is not None:
+            frames = round(nominal * self.scale)
+        elif self.target_frames is None:
+            frames = nominal
+        else:
+            # Aim at the cumulative share the exact plan would give pauses
+            # 0..index (plan.share_out's cumulative rounding), minus what the
+            # pauses before this one actually got. Once every length is known
+            # this is exactly plan_script's share; while estimates are off, each
+            # pause corrects the earlier ones, and the last lands on the target.
+            at = self._offset + position
+            last = index == len(self._nominals) - 1
+            here = self._flex_step[index]
+            fixed_before = fixed_after = 0
+            for number, (_, step) in enumerate(self._steps):
+                if isinstance(step, Pause) and step.flexible:
+                    continue
+                if number < here:
+                    fixed_before += self._fixed_frames(step, exact=False)
+                else:
+                    fixed_after += self._fixed_frames(step, exact=last)
+            flexible_total = max(0, self.target_frames - fixed_before - fixed_after)
+            whole = sum(self._nominals)
+            upto = sum(self._nominals[: index + 1]) * flexible_total // whole
+            given_before = at - fixed_before
+            if last:
+                upto = self.target_frames - fixed_before - fixed_after  # exact by construction
+            frames = max(0, upto - given_before)
+        self.flexible_given[index] = frames
+        return frames
+
+    def _events_from(self, section: int, offset: int) -> Iterator[Event]:
+        events = layout(
+            self.script,
+            options=self.options,
+            speech=self.stats,
+            sounds=self.sounds,
+            flexible=self._flexible,
+            start_section=section,
+        )
+        end = offset
+        last_section = section
+        for event in events:
+            if offset:
+                event = replace(event, start=event.start + offset)
+            with self._lock:
+                self._events.append(event)
+                self._starts.append(event.start)
+                # Sections with no events start where the next one does.
+                while last_section < event.section:
+                    last_section += 1
+                    self._section_starts[last_section] = event.start
+            end = event.end
+            yield event
+        with self._lock:
+            while last_section < len(self.script.sections) - 1:
+                last_section += 1
+                self._section_starts[last_section] = end
+        self._exhausted_at = end
+
+    def _start_prefetch(self, section: int) -> None:
+        if self._prefetch is not None:
+            cancel = getattr(self._prefetch, "cancel", None)
+            if cancel is not None:
+                cancel()
+        rest = replace(self.script, sections=self.script.sections[section:])
+        requests = list(speech_requests(rest, self.options))
+        background = getattr(self.voices, "prefetch_background", None)
+        self._prefetch = background(requests) if background is not None else None
+
+    def close(self) -> None:
+        """Stop synthesizing ahead."""
+        if self._prefetch is not None:
+            cancel = getattr(self._prefetch, "cancel", None)
+            if cancel is not None:
+                cancel()
+            self._prefetch = None
