@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fakes import FakeSpeech
 
+from prtvoice import paths, session
 from prtvoice.errors import InputError
 from prtvoice.options import Options
 from prtvoice.plan import Plan, plan_script
@@ -32,6 +33,7 @@ from prtvoice.script import (
     Sound,
     SoundRef,
     VoiceSettings,
+    load_script,
 )
 from prtvoice.sounds import SoundBank
 
@@ -415,3 +417,18 @@ def test_memory_does_not_grow_with_the_session(speech, bank):
     assert (short_frames, long_frames) == (short.frames, long.frames)
     assert long_peak < short_peak + 2_000_000  # the same few blocks and clips
     assert long_peak < 20_000_000
+
+
+LIBRARY_SCRIPTS = sorted(p.name for p in paths.bundled_scripts_dir().glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", LIBRARY_SCRIPTS)
+def test_library_scripts_render_to_length_without_clipping(name, speech, bank):
+    script = load_script(paths.bundled_scripts_dir() / name, audio_dirs=session.audio_dirs())
+    plan = plan_script(script, options=Options(), speech=speech, sounds=bank)
+    frames, peak = 0, 0.0
+    for block in render(plan, voices=speech, sounds=bank, options=Options()):
+        frames += len(block)
+        peak = max(peak, float(np.max(np.abs(block))))
+    assert frames == plan.frames
+    assert 0.3 < peak < 0.9  # the last-guard clip never has anything to do
