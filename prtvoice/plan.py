@@ -462,12 +462,12 @@ def _fit_error(script: Script, message: str, from_cli: bool) -> None:
 
 
 def clock(seconds: float) -> str:
-    """A duration as people read it: 1:05:03, 8:02, 0:07.5."""
-    whole = int(seconds)
-    frac = seconds - whole
+    """A duration as people read it: 1:05:03, 8:02, 0:07.5 (tenths only when they show)."""
+    tenths = round(seconds * 10)  # round once, so 59.97 s reads 1:00.0, never 0:60.0
+    whole, frac = divmod(tenths, 10)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
-    tail = f"{secs:02d}" if frac < 0.05 else f"{secs + frac:04.1f}"
+    tail = f"{secs:02d}" if frac == 0 else f"{secs:02d}.{frac}"
     if hours:
         return f"{hours}:{minutes:02d}:{tail}"
     return f"{minutes}:{tail}"

@@ -64,6 +64,12 @@ regen_plan: Callable[[Path], None] | None = None
 
 
 def main(argv: list[str]) -> int:
+    global regen_plan
+    if regen_plan is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/fakes.py
+        from tests.test_golden import write_plan
+
+        regen_plan = write_plan
     wanted = set(argv)
     failed = 0
     for path in golden_cases():

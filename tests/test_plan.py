@@ -214,3 +214,9 @@ def test_clock_reads_like_a_person_would():
     assert clock(7.5) == "0:07.5"
     assert clock(482) == "8:02"
     assert clock(3903) == "1:05:03"
+
+
+def test_clock_never_shows_sixty_seconds():
+    assert clock(59.97) == "1:00"
+    assert clock(599.96) == "10:00"
+    assert clock(3599.99) == "1:00:00"
