@@ -38,6 +38,9 @@ DUCK_RAMP_SECONDS = 0.3  # ambience glides down before speech and back up after 
 DUCK_HOLD_SECONDS = 1.0  # and stays down this long after it: no pumping between sentences
 SPEECH_EDGE_SECONDS = 0.005  # fades on every speech clip: no click at a clip's edge
 CUE_CUT_SECONDS = 0.02  # a voice cue cut at its phase's end fades out over this
+# Breathing cue words sit 3 dB under the narration: a gentle prompt, and room
+# for the tone that may sound with them (speech peaks up to ~0.9 + tone ~0.11).
+CUE_VOICE_GAIN = 10 ** (-3 / 20)
 
 
 class Voices(Protocol):
@@ -289,7 +292,7 @@ class _Renderer:
             edge_out = self.cue_cut if event.kind != "say" else edge
         else:
             edge_out = edge
-        clip = clip.copy()
+        clip = clip * np.float32(CUE_VOICE_GAIN) if event.kind != "say" else clip.copy()
         fade_in = min(edge, len(clip))
         if fade_in:
             clip[:fade_in] *= _ramp(fade_in)

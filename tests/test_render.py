@@ -17,6 +17,7 @@ from prtvoice.options import Options
 from prtvoice.plan import Plan, plan_script
 from prtvoice.render import (
     CUE_CUT_SECONDS,
+    CUE_VOICE_GAIN,
     SPEECH_EDGE_SECONDS,
     render,
     render_events,
@@ -179,7 +180,7 @@ def test_voice_cues_sound_at_the_phase_start_and_never_run_late(speech, bank):
     for event in plan.events:
         if event.kind == "pause":
             continue
-        clip = speech.clip(event.text, event.voice, "en")[:, 0]
+        clip = speech.clip(event.text, event.voice, "en")[:, 0] * np.float32(CUE_VOICE_GAIN)
         span = x[event.start : event.end]
         assert 0 <= onset(x, event.start, 1e-6) - event.start <= 5
         if len(clip) > event.length:  # cut at the phase end, with a short fade
@@ -197,7 +198,7 @@ def test_tone_and_voice_cues_together(speech, bank):
     inhale = plan.events[0]
     tone = bank.breath_tone("inhale", inhale.length)[:, 0]
     word = x[inhale.start : inhale.end] - tone
-    clip = speech.clip("in", VOICE, "en")[:, 0]
+    clip = speech.clip("in", VOICE, "en")[:, 0] * np.float32(CUE_VOICE_GAIN)
     np.testing.assert_allclose(word[300 : len(clip) - 300], clip[300:-300], atol=1e-6)
     assert np.max(np.abs(word[len(clip) :])) < 1e-6
 
@@ -370,6 +371,23 @@ def test_no_sample_clips_and_gain_scales(ambient_plan, speech, bank):
     assert np.max(np.abs(x)) < 0.95  # headroom by construction: the np.clip guard never acts
     half = whole(loud, speech, bank, gain=0.5)
     np.testing.assert_allclose(half, x * np.float32(0.5), atol=1e-7)
+
+
+class LoudSpeech(FakeSpeech):
+    """Speech at the loudest a voice bank hands out (peak 0.9)."""
+
+    def clip(self, text, voice, language):
+        clip = super().clip(text, voice, language)
+        return (clip * np.float32(0.9 / np.max(np.abs(clip)))).astype(np.float32)
+
+
+def test_loud_speech_with_tone_cues_and_a_bed_keeps_its_headroom(bank):
+    loud = LoudSpeech(SR)
+    steps = [say("Breathe with the tone."), breathe(2, 1, 3, 1, cycles=2, cue="both")]
+    plan = make_plan(steps, loud, bank, ambience="brown-noise", level_db=-20)
+    x = whole(plan, loud, bank)
+    assert 0.85 < np.max(np.abs(x[: plan.events[0].end])) < 0.97
+    assert np.max(np.abs(x[plan.events[0].end :])) < 0.9
 
 
 def test_bad_ranges_and_rates_are_refused(ambient_plan, speech, bank):
