@@ -455,16 +455,20 @@ def _worker_init() -> None:
 def _export_job(
     prepare: Prepare, job: BatchJob, options: Options, force: bool, transcripts: tuple[str, ...]
 ) -> ExportResult:
-    plan, blocks = prepare(job.source)
-    return export_plan(
-        plan,
-        blocks=blocks,
-        target=job.target,
-        options=options,
-        force=force,
-        transcripts=transcripts,
-        track=job.track,
-    )
+    prepared = prepare(job.source)
+    try:
+        return export_plan(
+            prepared.plan,
+            blocks=prepared.blocks,
+            target=job.target,
+            options=options,
+            force=force,
+            transcripts=transcripts,
+            track=job.track,
+        )
+    finally:
+        if prepared.close is not None:
+            prepared.close()
 
 
 def export_batch(

@@ -1,0 +1,280 @@
+"""Exports on the decoded audio: real eSpeak NG speech, the real renderer, real ffmpeg.
+
+Speech comes from the espeak-ng command line (tests/export_helpers.py), so the
+level and peakiness that normalisation must handle are eSpeak's own.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+import scipy.signal
+from export_helpers import EspeakVoices, decode, ffprobe, make_plan, session_script
+
+from prtvoice import export as exporting
+from prtvoice.encode import FORMATS, available_encoders, choose_encoder
+from prtvoice.errors import EncoderError, OutputExistsError
+from prtvoice.ffmpeg import find_ffmpeg
+from prtvoice.options import Options
+from prtvoice.sounds import SoundBank
+
+SR = 44100
+# Largest codec frame (samples at 44.1 kHz) by which a lossy file may differ.
+FRAME = {"mp3": 1152, "m4a": 1024, "opus": 960, "ogg": 2048, "flac": 0, "wav": 0}
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """One real plan (~26 s: bell, eSpeak speech, pauses, breathing tones) and its blocks."""
+    options = Options()
+    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"))
+    sounds = SoundBank(sample_rate=SR)
+    plan = make_plan(session_script(2), voices, sounds, options)
+    blocks = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
+    return plan, blocks, options
+
+
+def true_peak_db(x: np.ndarray) -> float:
+    return 20 * np.log10(np.abs(scipy.signal.resample_poly(x.astype(np.float64), 4, 1)).max())
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format_on_the_decoded_audio(real, tmp_path, fmt):
+    plan, blocks, options = real
+    target = tmp_path / f"session.{fmt}"
+    result = exporting.export_plan(
+        plan, blocks=blocks, target=target, options=replace(options, format=fmt)
+    )
+    assert result.path == target and target.is_file()
+    assert not list(tmp_path.glob(".*partial*"))
+    x = decode(target)
+    # Length: to the sample for lossless, within a codec frame for lossy.
+    assert abs(len(x) - plan.frames) <= FRAME[fmt]
+    # ffprobe counts an MP3's encoder delay (its start_time, from the LAME tag that
+    # players use to trim) in the duration; what plays is duration - start_time.
+    probed = ffprobe(target, "-show_format")["format"]
+    start = float(probed.get("start_time", "0").replace("N/A", "0"))
+    duration = float(probed["duration"]) - start
+    assert duration == pytest.approx(plan.seconds, abs=FRAME[fmt] / SR + 0.001)
+    # Loudness and true peak with a real meter on what a player decodes.
+    loudness = pyloudnorm.Meter(SR).integrated_loudness(x.astype(np.float64))
+    assert loudness == pytest.approx(-16.0, abs=1.0)
+    assert true_peak_db(x) <= -1.0 + 0.1
+    # The encoder got exactly the target loudness (the limiter's cost made up).
+    assert result.loudness_lufs == pytest.approx(-16.0, abs=0.15)
+    # Chapters, one per section, and tags.
+    if fmt != "wav":
+        chapters = ffprobe(target, "-show_chapters")["chapters"]
+        assert [c["tags"]["title"] for c in chapters] == [s.title for s in plan.sections]
+        starts = [float(c["start_time"]) for c in chapters]
+        assert starts == pytest.approx([s.start / SR for s in plan.sections], abs=0.002)
+    probe = ffprobe(target, "-show_format", "-show_streams")
+    tags = {k.lower(): v for k, v in probe["format"].get("tags", {}).items()}
+    tags.update({k.lower(): v for k, v in probe["streams"][0].get("tags", {}).items()})
+    assert tags["title"] == plan.script.title
+    assert tags["artist"] == "prtvoice"
+    assert tags["genre"] == "Meditation"
+    assert plan.script.id in tags.get("comment", tags.get("description", ""))
+
+
+def test_speech_is_not_made_louder_by_long_silences(real):
+    """Gating: the same speech with minutes of extra silence gets the same gain."""
+    plan, blocks, _ = real
+
+    def padded():
+        yield from blocks()
+        yield np.zeros((120 * SR, 1), dtype=np.float32)
+
+    quiet = exporting.measure(blocks, frames=plan.frames, sample_rate=SR)
+    long = exporting.measure(padded, frames=plan.frames + 120 * SR, sample_rate=SR)
+    assert long.loudness_lufs == pytest.approx(quiet.loudness_lufs, abs=0.05)
+
+
+def test_imageio_ffmpeg_exports_too(real, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    monkeypatch.setenv("PRTVOICE_FFMPEG", imageio_ffmpeg.get_ffmpeg_exe())
+    find_ffmpeg.cache_clear()
+    try:
+        assert find_ffmpeg() == imageio_ffmpeg.get_ffmpeg_exe()
+        plan, blocks, options = real
+        for fmt in ("mp3", "ogg", "opus"):
+            target = tmp_path / f"s.{fmt}"
+            exporting.export_plan(
+                plan, blocks=blocks, target=target, options=replace(options, format=fmt)
+            )
+            assert abs(len(decode(target)) - plan.frames) <= FRAME[fmt]
+            assert len(ffprobe(target, "-show_chapters")["chapters"]) == len(plan.sections)
+    finally:
+        find_ffmpeg.cache_clear()
+
+
+def test_missing_encoder_is_a_clear_error(tmp_path, monkeypatch):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho ' A....D flac   FLAC'\necho ' A....D aac   AAC'\n")
+    fake.chmod(0o755)
+    available_encoders.cache_clear()
+    with pytest.raises(EncoderError, match="no libmp3lame"):
+        choose_encoder(FORMATS["mp3"], str(fake))
+    assert choose_encoder(FORMATS["flac"], str(fake)) == "flac"
+
+
+def test_existing_target_refused_before_any_work_and_replaced_with_force(real, tmp_path):
+    plan, blocks, options = real
+    target = tmp_path / "s.wav"
+    target.write_bytes(b"old")
+    calls = []
+
+    def counting():
+        calls.append(1)
+        return blocks()
+
+    with pytest.raises(OutputExistsError, match="--force"):
+        exporting.export_plan(
+            plan, blocks=counting, target=target, options=replace(options, format="wav")
+        )
+    assert calls == [] and target.read_bytes() == b"old"
+    exporting.export_plan(
+        plan, blocks=counting, target=target, options=replace(options, format="wav"), force=True
+    )
+    assert len(decode(target)) == plan.frames
+
+
+def test_a_failure_mid_encode_keeps_the_old_file_and_leaves_no_partial(real, tmp_path):
+    plan, blocks, options = real
+    target = tmp_path / "s.mp3"
+    target.write_bytes(b"old file")
+
+    def failing():
+        for index, block in enumerate(blocks()):
+            # Stop in the encoding pass, once ffmpeg is writing the partial file.
+            if index == 2 and list(tmp_path.glob(".s.mp3.partial-*")):
+                raise KeyboardInterrupt
+            yield block
+
+    with pytest.raises(KeyboardInterrupt):
+        exporting.export_plan(plan, blocks=failing, target=target, options=options, force=True)
+    assert target.read_bytes() == b"old file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
+
+
+def test_missing_folder_is_an_encoder_error(real, tmp_path):
+    plan, blocks, options = real
+    with pytest.raises(EncoderError, match="does not exist"):
+        exporting.export_plan(
+            plan, blocks=blocks, target=tmp_path / "no" / "s.mp3", options=options
+        )
+
+
+KILLABLE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from fakes import FakeSounds, FakeSpeech
+    from export_helpers import session_script, make_plan
+    from prtvoice import atomic, export
+    from prtvoice.options import Options
+    options = Options()
+    plan = make_plan(session_script(8), FakeSpeech(), FakeSounds(), options)
+    passes = []
+    def blocks():
+        passes.append(1)
+        rng = np.random.default_rng(0)
+        for start in range(0, plan.frames, 8192):
+            n = min(8192, plan.frames - start)
+            if len(passes) > 1 and start > 20 * 8192:
+                print("encoding", flush=True)
+                time.sleep(0.05)  # slow enough to be stopped mid-encode
+            yield (0.1 * rng.standard_normal((n, 1))).astype(np.float32)
+    with atomic.sigterm_raises():
+        export.export_plan(plan, blocks=blocks, target=Path(sys.argv[1]), options=options,
+                           force=True)
+""")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_export_leaves_the_old_file_intact(tmp_path, how):
+    target = tmp_path / "s.mp3"
+    target.write_bytes(b"previous export")
+    code = KILLABLE.format(tests=str(Path(__file__).parent))
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "encoding"  # ffmpeg is writing the partial
+    assert list(tmp_path.glob(".s.mp3.partial-*"))
+    process.send_signal(how)
+    process.wait(timeout=30)
+    assert process.returncode != 0
+    assert target.read_bytes() == b"previous export"
+    partials = list(tmp_path.glob(".s.mp3.partial-*"))
+    if how == signal.SIGTERM:
+        assert partials == []  # cleaned up on the way out
+    else:
+        assert len(partials) == 1  # SIGKILL cannot be caught, but the next run tidies up
+        from prtvoice.atomic import remove_stale_partials
+
+        assert remove_stale_partials(target) == partials
+        assert not partials[0].exists()
+
+
+def _prepare(source: str) -> exporting.Prepared:
+    """A picklable Prepare for batch tests: fake speech, synthetic blocks."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakes import FakeSounds, FakeSpeech
+
+    options = Options()
+    speech = FakeSpeech()
+    script = replace(session_script(2, title=f"Session {source}", sid=source))
+    plan = make_plan(script, speech, FakeSounds(), options)
+
+    def blocks():
+        out = np.zeros((plan.frames, 1), np.float32)
+        for event in plan.events:
+            if event.kind == "say":
+                out[event.start : event.end] = speech.clip(event.text, event.voice, "en")
+        for start in range(0, plan.frames, 8192):
+            yield out[start : start + 8192]
+
+    return exporting.Prepared(plan, blocks)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batch_exports_with_a_playlist(tmp_path, workers):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    fmt = FORMATS["opus"]
+    jobs = exporting.batch_jobs(["alpha", "beta", "gamma"], folder=folder, fmt=fmt)
+    options = Options(format="opus")
+    result = exporting.export_batch(
+        jobs,
+        prepare=_prepare,
+        folder=folder,
+        options=options,
+        transcripts=("lrc",),
+        workers=workers,
+    )
+    names = [r.path.name for r in result.results]
+    assert names == ["01-alpha.opus", "02-beta.opus", "03-gamma.opus"]
+    playlist = result.playlist.read_text(encoding="utf-8").splitlines()
+    assert playlist[0] == "#EXTM3U"
+    assert playlist[1].startswith("#EXTINF:") and playlist[1].endswith("prtvoice - Session alpha")
+    assert playlist[2::2] == names
+    seconds = int(playlist[1].split(":")[1].split(",")[0])
+    assert seconds == round(result.results[0].seconds)
+    for number, path in enumerate(folder.glob("*.opus"), start=1):
+        del number
+        tags = ffprobe(path, "-show_streams")["streams"][0]["tags"]
+        track = {k.lower(): v for k, v in tags.items()}["track"]
+        assert track.endswith("/3")
+    assert (folder / "02-beta.lrc").read_text(encoding="utf-8").startswith("[ti:Session beta]")
+    with pytest.raises(OutputExistsError):
+        exporting.export_batch(jobs, prepare=_prepare, folder=folder, options=options)
