@@ -412,6 +412,25 @@ def export(
                          f"(a {suffix_format.name} name)")
     if minutes is not None and not (0 < minutes <= 240):
         raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    # Where everything goes, checked (exists? --force? writable?) before any work.
+    if not batch:
+        target = output if output is not None else Path(sources[0].stem + chosen.suffix)
+        if target.is_dir():
+            target = target / (sources[0].stem + chosen.suffix)
+        exporting.check_targets(exporting.target_paths(target, kinds), force=force)
+    else:
+        folder = output if output is not None else Path("prtvoice-export")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(
+                f"-o {folder}: several scripts export into a folder, and this is a file"
+            )
+        jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
+        if folder.is_dir():
+            exporting.check_targets(
+                [exporting.playlist_path(folder)]
+                + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
+                force=force,
+            )
     options = session.options_from(_config(), format=chosen.name)
     preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
                                         vars_file=vars_file, minutes=minutes)
@@ -419,12 +438,7 @@ def export(
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
         if not batch:
-            source = sources[0]
-            target = output if output is not None else Path(source.stem + chosen.suffix)
-            if target.is_dir():
-                target = target / (source.stem + chosen.suffix)
-            exporting.check_targets(exporting.target_paths(target, kinds), force=force)
-            prepared = preparer(str(source))
+            prepared = preparer(str(sources[0]))
             try:
                 result = exporting.export_plan(
                     prepared.plan, blocks=prepared.blocks, target=target, options=options,
@@ -435,16 +449,6 @@ def export(
                     prepared.close()
             results = [result]
         else:
-            folder = output if output is not None else Path("prtvoice-export")
-            if folder.exists() and not folder.is_dir():
-                raise InputError(f"-o {folder}: several scripts export into a folder, "
-                                 "and this is a file")
-            jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
-            exporting.check_targets(
-                [exporting.playlist_path(folder)]
-                + [p for job in jobs for p in exporting.target_paths(job.target, kinds)]
-                if folder.is_dir() else [], force=force,
-            )
             folder.mkdir(parents=True, exist_ok=True)
             done = exporting.export_batch(jobs, prepare=preparer, folder=folder, options=options,
                                           force=force, transcripts=kinds, progress=progress)
