@@ -169,6 +169,8 @@ class _Renderer:
     ):
         if sounds.sample_rate != options.sample_rate:
             raise ValueError("the sound bank and the options disagree on the sample rate")
+        if options.block_frames <= 0:
+            raise ValueError("options.block_frames must be positive")
         self.events = events
         self.voices = voices
         self.sounds = sounds
@@ -227,8 +229,6 @@ class _Renderer:
 
     def blocks(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
         size = self.options.block_frames
-        if size <= 0:
-            raise ValueError("options.block_frames must be positive")
         position = start
         while True:
             self._fill(position + size + self.lookahead)

@@ -112,7 +112,7 @@ BELLS: dict[str, BellDesign] = {
         seconds=4.0,
         attack=0.003,
         release=0.3,
-        peak=0.45,
+        peak=0.38,  # higher notes sound louder: this matches the bells' loudness
         beat_hz=1.1,
     ),
 }
