@@ -1,0 +1,113 @@
+"""`prtvoice export` through the CLI: flags checked before work, real end-to-end exports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from export_helpers import decode
+from typer.testing import CliRunner
+
+from prtvoice.cli import app
+
+SCRIPT = """\
+prtvoice: 1
+title: Short arrival
+kind: mindfulness
+summary: A short test session.
+sections:
+  - title: Arriving
+    steps:
+      - say: Welcome. Let your shoulders soften.
+      - pause: 2s
+  - title: Leaving
+    steps:
+      - say: Now come back to the room.
+"""
+
+
+@pytest.fixture
+def script(script_dir):
+    path = script_dir / "arrival.yaml"
+    path.write_text(SCRIPT, encoding="utf-8")
+    return path
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_help_has_examples():
+    result = run("export", "--help")
+    assert result.exit_code == 0
+    assert "prtvoice export grounding" in result.output and "--transcript" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--transcript", "lrc,txt"], "error: --transcript: unknown transcript format 'txt'"),
+        (["--format", "aiff"], "error: --format: unknown format 'aiff'"),
+        (["-o", "x.mp3", "--format", "ogg"], "does not match -o x.mp3"),
+        (["-o", "x.aiff"], "unknown audio suffix '.aiff'"),
+        (["--minutes", "0"], "--minutes must be more than 0"),
+    ],
+)
+def test_bad_flags_exit_1_before_any_work(script, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = run("export", str(script), *args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert not list(tmp_path.glob("*.mp3"))
+
+
+def test_existing_target_needs_force(script, tmp_path):
+    target = tmp_path / "out.mp3"
+    target.write_bytes(b"keep me")
+    result = run("export", str(script), "-o", str(target))
+    assert result.exit_code == 1
+    assert f"error: {target} already exists; use --force to replace" in result.output
+    assert target.read_bytes() == b"keep me"
+
+
+def test_real_export_with_transcripts_then_force(script, tmp_path):
+    target = tmp_path / "arrival.m4a"
+    result = run("export", str(script), "-o", str(target), "--transcript", "lrc,vtt")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {target} (")
+    assert "LUFS" in result.output and "arrival.lrc" in result.output
+    assert len(decode(target)) > 44100
+    chapters = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-of", "json", "-show_chapters", str(target)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["chapters"]
+    assert [c["tags"]["title"] for c in chapters] == ["Arriving", "Leaving"]
+    lrc = (tmp_path / "arrival.lrc").read_text(encoding="utf-8")
+    assert "[ti:Short arrival]" in lrc and "Welcome. Let your shoulders soften." in lrc
+    assert (tmp_path / "arrival.vtt").read_text(encoding="utf-8").startswith("WEBVTT")
+    again = run("export", str(script), "-o", str(target), "--transcript", "lrc,vtt", "-q")
+    assert again.exit_code == 1
+    forced = run("export", str(script), "-o", str(target), "--transcript", "lrc", "--force", "-q")
+    assert forced.exit_code == 0 and forced.output == ""
+
+
+def test_folder_exports_a_batch_with_playlist(script, script_dir, tmp_path):
+    (script_dir / "second.yaml").write_text(
+        SCRIPT.replace("Short arrival", "Second one"), encoding="utf-8"
+    )
+    out = tmp_path / "phone"
+    result = run("export", str(script_dir), "-o", str(out), "--format", "opus")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "01-arrival.opus",
+        "02-second.opus",
+        "phone.m3u8",
+    ]
+    playlist = (out / "phone.m3u8").read_text(encoding="utf-8").splitlines()
+    assert playlist[0] == "#EXTM3U" and playlist[2] == "01-arrival.opus"
+    assert playlist[3].endswith(",prtvoice - Second one")
