@@ -161,39 +161,49 @@ def make_tick(sample_rate: int, *, pitch: float, seconds: float = 0.03, level: f
 
 
 class _Ramp:
-    """A gain that moves linearly to a target at a set rate, sample by sample."""
+    """A gain that moves linearly to a target at a set rate, sample by sample.
+
+    The number of frames a move takes is fixed when it starts, so a fade that
+    spans many callbacks still ends on exactly the frame it should.
+    """
 
     def __init__(self, value: float) -> None:
         self.value = float(value)
         self.target = float(value)
         self.step = 0.0
+        self._left = 0
 
     def go(self, target: float, frames: int, *, full_scale: float | None = None) -> None:
         """Head to `target` over `frames` (or at the rate that spans `full_scale` in `frames`)."""
         self.target = float(target)
-        span = abs(self.target - self.value) if full_scale is None else full_scale
+        distance = abs(self.target - self.value)
+        span = distance if full_scale is None else full_scale
         self.step = span / max(1, frames)
+        # A hair of tolerance: 1.0 / (1 / n) is not always exactly n in floats.
+        self._left = math.ceil(distance / self.step - 1e-6) if self.step > 0 else 0
+        if self._left <= 0:
+            self.value = self.target
 
     def settled(self) -> bool:
-        return self.value == self.target
+        return self._left <= 0
 
     def remaining(self) -> int:
-        if self.settled() or self.step <= 0:
-            return 0
-        return max(1, math.ceil(abs(self.target - self.value) / self.step - 1e-9))
+        return max(0, self._left)
 
     def take(self, n: int) -> np.ndarray | float:
-        if self.settled() or n <= 0:
-            return self.value
-        if self.step <= 0:
-            self.value = self.target
+        if self._left <= 0 or n <= 0:
             return self.value
         direction = 1.0 if self.target > self.value else -1.0
-        values = self.value + direction * self.step * np.arange(1, n + 1)
-        values = (
-            np.minimum(values, self.target) if direction > 0 else np.maximum(values, self.target)
-        )
+        k = min(n, self._left)
+        values = self.value + direction * self.step * np.arange(1, k + 1)
+        self._left -= k
+        if self._left == 0:
+            values[-1] = self.target
+        limit = np.minimum if direction > 0 else np.maximum
+        values = limit(values, self.target)
         self.value = float(values[-1])
+        if k < n:
+            values = np.concatenate([values, np.full(n - k, self.target)])
         return values
 
 
@@ -274,6 +284,9 @@ class Controller:
         self._position = 0
         self._ended = False  # the source ran out (for this generation)
         self._need_new_place = False  # a seek waits for its first block
+        self._drain_left: int | None = None
+        drain = latency if isinstance(latency, (int, float)) else DEVICE_LATENCY_SECONDS
+        self._drain_frames = round((drain + 0.1) * sr)
         self._stopped = False  # stop() ended it, not the source
         self._underflows = 0
         self._gaps = 0
@@ -545,7 +558,14 @@ class Controller:
             outdata.fill(0)
             raise self._abort_exception from exc
         if self._mode == _DONE:
-            raise self._stop_exception
+            # PortAudio may drop what is still buffered when the stream stops,
+            # so trail silence for the device latency: the last sound (a fade's
+            # tail, a bell's ring-out) is heard in full.
+            if self._drain_left is None:
+                self._drain_left = self._drain_frames
+            self._drain_left -= frames
+            if self._drain_left <= 0:
+                raise self._stop_exception
 
     def _render(self, frames: int) -> np.ndarray:
         sr = self.sample_rate

@@ -168,7 +168,16 @@ class Recorder:
             total += len(data)
             self._ends.append((time.perf_counter(), total // 4))
 
-    def stop(self) -> Recording:
+    def samples_so_far(self) -> int:
+        return self._ends[-1][1] if self._ends else 0
+
+    def stop(self, settle: float = 0.6) -> Recording:
+        """Stop once `settle` seconds more of audio arrived: what was played has
+        passed through the sink's buffers (counted in samples, not waited in time)."""
+        wanted = self.samples_so_far() + round(settle * RATE)
+        deadline = time.monotonic() + 10 + settle
+        while self.samples_so_far() < wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._process.terminate()
         self._process.wait(timeout=5)
         self._thread.join(timeout=5)
