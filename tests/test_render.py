@@ -450,3 +450,59 @@ def test_library_scripts_render_to_length_without_clipping(name, speech, bank):
         peak = max(peak, float(np.max(np.abs(block))))
     assert frames == plan.frames
     assert 0.3 < peak < 0.9  # the last-guard clip never has anything to do
+
+
+class EspeakVoices:
+    """Real eSpeak NG speech through the espeak-ng command, decoded by prtvoice.decode.
+
+    A small stand-in for the voice bank: real speech audio (leading and
+    trailing silence trimmed, peak 0.8) without the bank's cache and workers.
+    """
+
+    def __init__(self, folder: Path, sample_rate: int):
+        self.folder, self.sample_rate = folder, sample_rate
+        self.clips: dict[str, np.ndarray] = {}
+
+    def clip(self, text: str, voice: VoiceSettings, language: str) -> np.ndarray:
+        import subprocess
+
+        from prtvoice.decode import decode_file
+
+        if text not in self.clips:
+            out = self.folder / f"{len(self.clips)}.wav"
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(out), text],
+                           check=True, timeout=60)  # fmt: skip
+            x = decode_file(out, sample_rate=self.sample_rate, max_seconds=60)[:, 0]
+            voiced = np.flatnonzero(np.abs(x) > 1e-3)
+            x = x[voiced[0] : voiced[-1] + 1]
+            self.clips[text] = (x * np.float32(0.8 / np.max(np.abs(x)))).reshape(-1, 1)
+        return self.clips[text]
+
+    def frames(self, text: str, voice: VoiceSettings, language: str) -> int:
+        return len(self.clip(text, voice, language))
+
+
+def test_real_speech_lands_on_its_samples(tmp_path, bank):
+    voices = EspeakVoices(tmp_path, SR)
+    steps = [
+        sound("soft-bell"),
+        say("Find a comfortable position, and let your eyes close."),
+        pause(1),
+        breathe(3, 1, 4, cycles=1, cue="both"),
+        say("Welcome back."),
+    ]
+    dry = make_plan(steps, voices, bank)
+    x = whole(dry, voices, bank)
+    assert len(x) == dry.frames
+    for event in dry.events:
+        if event.kind == "say":
+            clip = voices.clip(event.text, VOICE, "en")[:, 0]
+            span = x[event.start : event.end]
+            assert 0 <= onset(x, event.start, 1e-3) - event.start < round(0.005 * SR)
+            assert np.array_equal(span[300:-300], clip[300:-300])
+        elif event.kind == "pause":
+            assert not x[event.start : event.end].any()
+    wet = make_plan(steps, voices, bank, ambience="soft-rain", level_db=-28)
+    y = whole(wet, voices, bank)
+    assert np.array_equal(y, whole(wet, voices, bank))
+    assert np.max(np.abs(y)) < 0.95
