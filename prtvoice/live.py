@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from prtvoice.errors import PrtvoiceError
 from prtvoice.names import DEFAULT_LANGUAGE, FLEX_MAX_SCALE, FLEX_MIN_SCALE
 from prtvoice.options import Options
 from prtvoice.plan import (
@@ -156,6 +157,55 @@ class LiveSession:
         self._offset = 0
         self._prefetch = None
         self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
+        if self.target_frames is not None:
+            self._check_target(from_cli=target_seconds is not None)
+
+    def _check_target(self, *, from_cli: bool) -> None:
+        """Refuse a target the session cannot meet, as `plan_script` would.
+
+        Exact when every clip length is known (a warm cache); while some are
+        only estimated, only a target missed by a wide margin is refused, so a
+        guess never stops a session that would fit.
+        """
+        from prtvoice.plan import _fit
+
+        known = unknown = 0  # frames of exact steps, and of speech only estimated
+        for _, step in self._steps:
+            if isinstance(step, Pause) and step.flexible:
+                continue
+            if isinstance(step, Say):
+                voice = effective_voice(step.voice, self.options)
+                found = self.stats.lookup(step.text, voice, self.language)
+                if found is None:
+                    unknown += self.stats.estimate(step.text, voice, self.language)
+                    continue
+            known += self._fixed_frames(step, exact=False)
+        exact = unknown == 0
+        fixed = known + unknown
+        target = self.target_frames / self.sample_rate
+
+        def fit(guess: int) -> None:
+            _fit(
+                self.script,
+                fixed=guess,
+                nominals=self._nominals,
+                target=target,
+                sr=self.sample_rate,
+                from_cli=from_cli,
+            )
+
+        if exact or not self._nominals:
+            fit(fixed)  # raises just as plan_script would
+            return
+        problems = []
+        # Voices differ a lot in speed: half or twice the guess are still plausible.
+        for guess in (fixed, known + unknown // 2, known + unknown * 2):
+            try:
+                fit(guess)
+                return  # a plausible speech length fits
+            except PrtvoiceError as exc:
+                problems.append(exc)
+        raise problems[0]
 
     # -- BlockSource ---------------------------------------------------------
 

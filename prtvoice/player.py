@@ -43,7 +43,11 @@ VOLUME_RAMP_SECONDS = 0.05
 QUEUE_SECONDS = 2.0  # rendered audio held ahead of the device: rides out load spikes
 DEVICE_LATENCY_SECONDS = 0.2  # PortAudio's buffer; 'high' on PulseAudio-ALSA is only ~35 ms
 PREBUFFER_BLOCKS = 2  # blocks ready before the first sample plays
-WATCHDOG_SECONDS = 4.0  # no callback for this long: the device went away
+WATCHDOG_SECONDS = 4.0
+# Silence before the first sample: a sound server joining a new stream may
+# drop its first milliseconds (measured: ~3 ms on PulseAudio through ALSA),
+# and the session's first bell should be heard from its very start.
+LEAD_IN_SECONDS = 0.05  # no callback for this long: the device went away
 
 
 class BlockSource(Protocol):
@@ -285,6 +289,7 @@ class Controller:
         self._ended = False  # the source ran out (for this generation)
         self._need_new_place = False  # a seek waits for its first block
         self._drain_left: int | None = None
+        self._lead_left = round(LEAD_IN_SECONDS * sr)
         drain = latency if isinstance(latency, (int, float)) else DEVICE_LATENCY_SECONDS
         self._drain_frames = round((drain + 0.1) * sr)
         self._stopped = False  # stop() ended it, not the source
@@ -577,6 +582,11 @@ class Controller:
         while pos < frames:
             mode = self._mode
             if mode == _WAITING:
+                if self._lead_left > 0:
+                    skip = min(self._lead_left, frames - pos)
+                    self._lead_left -= skip
+                    pos += skip
+                    continue
                 if not self._ready_to_start():
                     break
                 self._mode = _PLAYING
