@@ -1,0 +1,120 @@
+"""The content-addressed clip cache on disk.
+
+A clip is stored as 16-bit mono WAV at the session rate under
+``<cache>/clips/<2 hex>/<sha256>.wav``. The key covers everything that
+shapes the samples, so a hit is always the right clip. Files appear
+atomically (temp file + os.replace), so a reader never sees half a clip;
+an entry that is damaged anyway (truncated, wrong header, no frames) is
+treated as missing, removed, and made again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+CLIP_FORMAT = "clip-v1"  # bump when trimming/fading/resampling changes
+HEADER_BYTES = 44  # the wave module's canonical PCM header
+
+
+def clip_key(
+    *,
+    engine: str,
+    version: str,
+    voice_id: str,
+    rate: float,
+    volume: float,
+    text: str,
+    sample_rate: int,
+) -> str:
+    """sha256 of everything that decides a clip's samples."""
+    material = json.dumps(
+        [
+            CLIP_FORMAT,
+            engine,
+            version,
+            voice_id,
+            repr(float(rate)),
+            repr(float(volume)),
+            text,
+            sample_rate,
+        ],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+class ClipCache:
+    """Clips on disk by key, at one sample rate."""
+
+    def __init__(self, root: Path, *, sample_rate: int) -> None:
+        self.root = Path(root)
+        self.sample_rate = sample_rate
+
+    def path(self, key: str) -> Path:
+        return self.root / "clips" / key[:2] / f"{key}.wav"
+
+    def frames(self, key: str) -> int | None:
+        """The stored clip's length from its header alone; None if missing or damaged."""
+        path = self.path(key)
+        try:
+            size = path.stat().st_size
+            with wave.open(str(path), "rb") as f:
+                ok = (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (
+                    1,
+                    2,
+                    self.sample_rate,
+                )
+                frames = f.getnframes()
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, wave.Error):
+            self.discard(key)
+            return None
+        if not ok or frames <= 0 or size != HEADER_BYTES + 2 * frames:
+            self.discard(key)
+            return None
+        return frames
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The stored clip as float32 (frames, 1); None if missing or damaged."""
+        frames = self.frames(key)
+        if frames is None:
+            return None
+        try:
+            with wave.open(str(self.path(key)), "rb") as f:
+                data = f.readframes(frames)
+        except (OSError, EOFError, wave.Error):
+            data = b""
+        if len(data) != 2 * frames:
+            self.discard(key)
+            return None
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        return samples.reshape(-1, 1)
+
+    def store(self, key: str, clip: np.ndarray) -> np.ndarray:
+        """Write `clip` atomically; returns exactly what a later load() gives."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pcm = np.round(np.clip(clip.reshape(-1), -1.0, 32767 / 32768) * 32768).astype("<i2")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
+        try:
+            with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as f:
+                f.setnchannels(1)
+                f.setsampwidth(2)
+                f.setframerate(self.sample_rate)
+                f.writeframes(pcm.tobytes())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return (pcm.astype(np.float32) / 32768.0).reshape(-1, 1)
+
+    def discard(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)

@@ -1,0 +1,64 @@
+"""From an engine's WAV to a clip: trimmed, faded, resampled, float32 (frames, 1).
+
+eSpeak pads its speech with silence; the clip keeps only a small natural
+margin so that the plan's pauses are the pauses the listener hears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from prtvoice.errors import VoiceError
+
+SILENCE = 10 ** (-60 / 20)  # below -60 dBFS counts as the engine's padding
+LEAD_SECONDS = 0.02  # margin kept before the first sound
+TAIL_SECONDS = 0.08  # and after the last (lets the final consonant decay)
+FADE_SECONDS = 0.005  # raised-cosine fade at both ends: no clicks
+
+
+def read_engine_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Any PCM or float WAV as float32 mono samples and its rate; VoiceError if unreadable."""
+    from scipy.io import wavfile
+
+    try:
+        rate, data = wavfile.read(path)
+    except (OSError, ValueError, EOFError) as exc:
+        raise VoiceError(f"the speech engine wrote an unreadable WAV ({path.name}): {exc}") from exc
+    if data.dtype.kind in "iu":
+        info = np.iinfo(data.dtype)
+        scale = float(max(-info.min, info.max + 1))
+        offset = 0.0 if data.dtype.kind == "i" else scale / 2
+        samples = (data.astype(np.float64) - offset) / (scale if offset == 0 else offset)
+    else:
+        samples = data.astype(np.float64)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.size == 0:
+        raise VoiceError(f"the speech engine wrote an empty WAV ({path.name})")
+    return samples.astype(np.float32), int(rate)
+
+
+def shape_clip(samples: np.ndarray, *, engine_rate: int, sample_rate: int) -> np.ndarray:
+    """Trim the padding (keeping a margin), fade both ends, resample with soxr.
+
+    Returns float32 (frames, 1) in -1..1; the same input always gives the
+    same output. VoiceError when the engine produced only silence.
+    """
+    import soxr
+
+    loud = np.flatnonzero(np.abs(samples) > SILENCE)
+    if loud.size == 0:
+        raise VoiceError("the speech engine returned only silence")
+    start = max(0, int(loud[0]) - round(LEAD_SECONDS * engine_rate))
+    end = min(samples.size, int(loud[-1]) + 1 + round(TAIL_SECONDS * engine_rate))
+    clip = samples[start:end].astype(np.float64)
+    fade = min(round(FADE_SECONDS * engine_rate), clip.size // 2)
+    if fade > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, endpoint=False))
+        clip[:fade] *= ramp
+        clip[clip.size - fade :] *= ramp[::-1]
+    if engine_rate != sample_rate:
+        clip = soxr.resample(clip, engine_rate, sample_rate, quality="HQ")
+    return np.clip(clip, -1.0, 1.0).astype(np.float32).reshape(-1, 1)

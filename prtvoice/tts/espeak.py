@@ -1,0 +1,95 @@
+"""Finding eSpeak NG for pyttsx3: the system library when present, else the pip-shipped one.
+
+pyttsx3 loads ``libespeak-ng.so.1`` by name. When the system has no such
+library, the copy shipped by ``espeakng-loader`` is loaded first with
+RTLD_GLOBAL under that same soname, so pyttsx3's lookup finds it, and
+ESPEAK_DATA_PATH points eSpeak at the data shipped beside it. So on Linux
+``pip install`` alone is enough to speak; no apt step is needed.
+
+PRTVOICE_ESPEAK=system|bundled forces one of the two (tests, bug reports).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from prtvoice.errors import VoiceError
+
+SYSTEM_NAMES = ("libespeak-ng.so.1", "/usr/local/lib/libespeak-ng.so.1", "libespeak-ng.1.dylib")
+
+
+@dataclass(frozen=True)
+class EspeakLibrary:
+    """Which eSpeak NG library speaks: `source` is "system" or "bundled"."""
+
+    source: str
+    path: str
+    version: str
+    data_path: str | None  # None: the library's compiled-in default
+
+    def describe(self) -> str:
+        """One line for `prtvoice doctor`."""
+        data = f", data {self.data_path}" if self.data_path else ""
+        return f"eSpeak NG {self.version} ({self.source} library {self.path}{data})"
+
+
+def _version(lib: ctypes.CDLL) -> str:
+    info = lib.espeak_Info
+    info.restype = ctypes.c_char_p
+    info.argtypes = [ctypes.c_void_p]
+    return (info(None) or b"unknown").decode("ascii", "replace").split()[0]
+
+
+def _system() -> EspeakLibrary | None:
+    for name in SYSTEM_NAMES:
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        return EspeakLibrary("system", name, _version(lib), os.environ.get("ESPEAK_DATA_PATH"))
+    return None
+
+
+def _bundled() -> EspeakLibrary:
+    try:
+        import espeakng_loader
+    except ImportError as exc:
+        raise VoiceError(
+            "eSpeak NG was not found: install it (apt install espeak-ng) or "
+            "`pip install espeakng-loader`"
+        ) from exc
+    base = espeakng_loader.get_library_path()
+    # The ".1" copy carries the soname pyttsx3 asks for.
+    path = base + ".1" if Path(base + ".1").exists() else base
+    try:
+        lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        data = espeakng_loader.get_data_path()
+    except (OSError, RuntimeError) as exc:
+        raise VoiceError(f"the pip-installed eSpeak NG library does not load: {exc}") from exc
+    os.environ["ESPEAK_DATA_PATH"] = data
+    return EspeakLibrary("bundled", path, _version(lib), data)
+
+
+@functools.cache
+def load_espeak() -> EspeakLibrary:
+    """Load eSpeak NG into this process (once) so pyttsx3 finds it; VoiceError if none.
+
+    Must run before ``pyttsx3.drivers._espeak`` is imported.
+    """
+    wanted = os.environ.get("PRTVOICE_ESPEAK", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "system", "bundled"):
+        raise VoiceError(f"PRTVOICE_ESPEAK must be auto, system or bundled, not {wanted!r}")
+    if wanted in ("auto", "system"):
+        found = _system()
+        if found is not None:
+            return found
+        if wanted == "system":
+            raise VoiceError("PRTVOICE_ESPEAK=system, but no system eSpeak NG library was found")
+    if not sys.platform.startswith("linux") and wanted == "auto":
+        raise VoiceError("eSpeak NG was not found: install eSpeak NG for your system")
+    return _bundled()

@@ -1,0 +1,230 @@
+"""The default engine: pyttsx3's eSpeak NG, spoken in worker processes that can be killed.
+
+eSpeak is not thread-safe and a synthesis can hang, so every clip is made in
+a worker process (prtvoice/tts/worker.py) with a time-out; a worker that
+does not answer in time is killed and the clip fails with a VoiceError. One
+worker serves one caller at a time: N threads calling `synthesize` at once
+get N workers, started on demand and kept for reuse until `close()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from prtvoice.errors import VoiceError
+from prtvoice.tts.engine import CALM_WPM, VoiceInfo, words_per_minute
+
+WORKER_ARGV = (sys.executable, "-m", "prtvoice.tts.worker")
+START_TIMEOUT = 30.0
+
+
+class Worker:
+    """One worker process and its line protocol."""
+
+    def __init__(self, argv: Sequence[str], *, timeout: float) -> None:
+        # stderr goes to a file, not a pipe: nobody must read it for the worker to go on.
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        except OSError as exc:
+            raise VoiceError(f"could not start the speech worker: {exc}") from exc
+        self._buffer = b""
+        ready = self._read(timeout, "start")
+        if not ready.get("ok"):
+            self.kill()
+            raise VoiceError(f"the speech engine did not start: {ready.get('error')}")
+
+    def ask(self, request: dict, *, timeout: float, what: str) -> dict:
+        """Send one request and return the reply; kill the worker on time-out or death."""
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
+            self.process.stdin.flush()
+        except OSError:
+            self.kill()
+            raise VoiceError(f"the speech worker died before {what}{self._stderr_tail()}") from None
+        return self._read(timeout, what)
+
+    def _read(self, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise VoiceError(f"the speech engine hung ({what}: no answer in {timeout:g} s)")
+            readable, _, _ = select.select([fd], [], [], left)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.kill()
+                    raise VoiceError(f"the speech worker died during {what}{self._stderr_tail()}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            self.kill()
+            raise VoiceError(f"the speech worker answered nonsense: {line[:200]!r}") from None
+
+    def _stderr_tail(self) -> str:
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f": {text}" if text else ""
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self._stderr.close()
+
+    def close(self) -> None:
+        """Ask the worker to leave (end of input), kill it if it lingers."""
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class Pyttsx3Engine:
+    """pyttsx3 + eSpeak NG. Voices are eSpeak identifiers ("gmw/en-us"), optionally with
+    a variant ("gmw/en-us+f3"). Rate 1.0 is `base_wpm` words per minute."""
+
+    name = "pyttsx3"
+
+    def __init__(
+        self,
+        *,
+        base_wpm: int = CALM_WPM,
+        timeout: float = 30.0,
+        worker_argv: Sequence[str] = WORKER_ARGV,
+    ) -> None:
+        self.base_wpm = base_wpm
+        self.timeout = timeout
+        self._argv = tuple(worker_argv)
+        self._idle: list[Worker] = []
+        self._lock = threading.Lock()
+        self._info: dict | None = None
+        self._closed = False
+
+    # -- workers
+
+    def _acquire(self) -> Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive:
+                    return worker
+                worker.kill()
+        return Worker(self._argv, timeout=max(self.timeout, START_TIMEOUT))
+
+    def _release(self, worker: Worker) -> None:
+        with self._lock:
+            if worker.alive and not self._closed:
+                self._idle.append(worker)
+                return
+        worker.close()
+
+    def _ask(self, request: dict, *, timeout: float, what: str) -> dict:
+        worker = self._acquire()
+        try:
+            reply = worker.ask(request, timeout=timeout, what=what)
+        except BaseException:
+            worker.kill()
+            raise
+        self._release(worker)
+        return reply
+
+    def close(self) -> None:
+        """Stop every idle worker (busy ones stop when their clip is done)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
+
+    # -- the Engine interface
+
+    def info(self) -> dict:
+        """Library, versions, data path, voices and variants, as the worker reports them."""
+        if self._info is None:
+            reply = self._ask(
+                {"op": "info"}, timeout=max(self.timeout, START_TIMEOUT), what="listing voices"
+            )
+            if not reply.get("ok"):
+                raise VoiceError(f"the speech engine failed to list voices: {reply.get('error')}")
+            self._info = reply
+        return self._info
+
+    @property
+    def version(self) -> str:
+        # From the library loaded here (cheap, no worker), so a full cache hit starts none.
+        from importlib.metadata import version
+
+        from prtvoice.tts.espeak import load_espeak
+
+        library = load_espeak()
+        return f"pyttsx3-{version('pyttsx3')}/espeak-ng-{library.version}"
+
+    def describe(self) -> str:
+        """One line for `prtvoice doctor`: which eSpeak NG speaks."""
+        from prtvoice.tts.espeak import load_espeak
+
+        return f"{self.version}: {load_espeak().describe()}"
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo(v["id"], v["name"], tuple(v["languages"])) for v in self.info()["voices"]]
+
+    def variants(self) -> list[str]:
+        """eSpeak NG voice variants ("f3", "m3", "klatt", ...) to append as "+name"."""
+        return list(self.info()["variants"])
+
+    def synthesize(
+        self, text: str, *, voice_id: str, rate: float, volume: float, out: Path
+    ) -> None:
+        if not text.strip():
+            raise VoiceError("nothing to say: the text is empty")
+        request = {
+            "voice": voice_id,
+            "wpm": words_per_minute(rate, base=self.base_wpm),
+            "volume": round(max(0.0, min(1.0, volume)) * 100),
+            "text": text,
+            "out": str(Path(out).resolve()),
+        }
+        # Generous: eSpeak speaks hundreds of times faster than real time.
+        timeout = self.timeout + len(text) / 100
+        reply = self._ask(request, timeout=timeout, what=f"speaking {_short(text)!r}")
+        if not reply.get("ok"):
+            raise VoiceError(f"the speech engine failed on {_short(text)!r}: {reply.get('error')}")
+        if not Path(out).is_file() or Path(out).stat().st_size <= 44:
+            raise VoiceError(f"the speech engine wrote no audio for {_short(text)!r}")
+
+
+def _short(text: str, limit: int = 50) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
