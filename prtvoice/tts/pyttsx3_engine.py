@@ -33,7 +33,7 @@ class Worker:
 
     def __init__(self, argv: Sequence[str], *, timeout: float) -> None:
         # stderr goes to a file, not a pipe: nobody must read it for the worker to go on.
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         try:
             self.process = subprocess.Popen(
                 list(argv),
@@ -56,8 +56,9 @@ class Worker:
             self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
             self.process.stdin.flush()
         except OSError:
+            tail = self._stderr_tail()
             self.kill()
-            raise VoiceError(f"the speech worker died before {what}{self._stderr_tail()}") from None
+            raise VoiceError(f"the speech worker died before {what}{tail}") from None
         return self._read(timeout, what)
 
     def _read(self, timeout: float, what: str) -> dict:
@@ -72,8 +73,10 @@ class Worker:
             if readable:
                 chunk = os.read(fd, 65536)
                 if not chunk:
+                    self.process.wait()
+                    tail = self._stderr_tail()
                     self.kill()
-                    raise VoiceError(f"the speech worker died during {what}{self._stderr_tail()}")
+                    raise VoiceError(f"the speech worker died during {what}{tail}")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         try:

@@ -1,0 +1,133 @@
+"""The real pyttsx3 + eSpeak NG engine, its worker guards, and the eSpeak library choice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from prtvoice.errors import VoiceError
+from prtvoice.tts.clip import read_engine_wav
+from prtvoice.tts.pyttsx3_engine import Pyttsx3Engine
+
+TEXT = "Let your breath slow down, and notice the sensation with curiosity."
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = Pyttsx3Engine()
+    yield engine
+    engine.close()
+
+
+def speak(engine, tmp_path, *, text=TEXT, voice_id="gmw/en-us+steph", rate=1.0, volume=1.0):
+    out = tmp_path / f"clip-{rate}-{volume}.wav"
+    engine.synthesize(text, voice_id=voice_id, rate=rate, volume=volume, out=out)
+    return out
+
+
+def test_real_clip_is_speech_at_22050(engine, tmp_path):
+    out = speak(engine, tmp_path)
+    with wave.open(str(out)) as f:
+        assert (f.getframerate(), f.getnchannels(), f.getsampwidth()) == (22050, 1, 2)
+    samples, rate = read_engine_wav(out)
+    seconds = samples.size / rate
+    assert 2.0 < seconds < 8.0  # ten words at a calm ~135 wpm
+    # Speech energy: loud enough, mostly in the voice band.
+    assert np.sqrt(np.mean(samples**2)) > 0.02
+    spectrum = np.abs(np.fft.rfft(samples)) ** 2
+    freqs = np.fft.rfftfreq(samples.size, 1 / rate)
+    assert spectrum[(freqs > 80) & (freqs < 4000)].sum() > 0.8 * spectrum.sum()
+
+
+def test_rate_changes_length_and_same_request_is_identical(engine, tmp_path):
+    slow = read_engine_wav(speak(engine, tmp_path, rate=0.8))[0]
+    fast = read_engine_wav(speak(engine, tmp_path, rate=1.6))[0]
+    assert slow.size > 1.5 * fast.size
+    again = read_engine_wav(speak(engine, tmp_path / "..", rate=0.8))[0]
+    np.testing.assert_array_equal(slow, again)  # no state carried from clip to clip
+
+
+def test_volume_scales(engine, tmp_path):
+    loud = read_engine_wav(speak(engine, tmp_path, volume=1.0))[0]
+    quiet = read_engine_wav(speak(engine, tmp_path, volume=0.5))[0]
+    assert np.abs(quiet).max() < 0.7 * np.abs(loud).max()
+
+
+def test_voices_listed_with_variants(engine):
+    voices = {v.id: v for v in engine.voices()}
+    assert "gmw/en-us" in voices and voices["gmw/en-us"].name == "English (America)"
+    assert {"roa/fr", "gmw/de", "roa/es"} <= voices.keys()
+    assert "steph" in engine.variants()
+    assert engine.version.startswith("pyttsx3-2.99/espeak-ng-")
+
+
+def test_unknown_voice_is_a_voice_error(engine, tmp_path):
+    with pytest.raises(VoiceError, match="no voice 'xx-nothing'"):
+        speak(engine, tmp_path, voice_id="xx-nothing")
+
+
+def test_hanging_worker_is_killed_with_a_voice_error(tmp_path):
+    # A worker that says it is ready and then never answers.
+    argv = [sys.executable, "-c",
+            "import sys, time; print('{\"ok\": true}', flush=True); time.sleep(60)"]
+    engine = Pyttsx3Engine(worker_argv=argv, timeout=1.0)
+    with pytest.raises(VoiceError, match="hung"):
+        engine.synthesize("hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
+    assert engine._idle == []  # the hung worker is not reused
+
+
+def test_worker_that_writes_nothing_is_a_voice_error(tmp_path):
+    argv = [sys.executable, "-c",
+            "import sys\nprint('{\"ok\": true}', flush=True)\n"
+            "for line in sys.stdin: print('{\"ok\": true}', flush=True)"]
+    engine = Pyttsx3Engine(worker_argv=argv, timeout=5.0)
+    with pytest.raises(VoiceError, match="wrote no audio"):
+        engine.synthesize("hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
+    engine.close()
+
+
+def test_dead_worker_reports_its_stderr(tmp_path):
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('boom: no library'); sys.exit(3)"]
+    with pytest.raises(VoiceError, match="boom: no library"):
+        Pyttsx3Engine(worker_argv=argv).synthesize(
+            "hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
+
+
+@pytest.mark.parametrize("choice", ["bundled", "system"])
+def test_espeak_library_choice_in_a_subprocess(tmp_path, choice):
+    """PRTVOICE_ESPEAK=bundled speaks with the pip-shipped library even where the
+    system one exists; the loaded library is the one reported."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from prtvoice.tts.espeak import load_espeak\n"
+        "from prtvoice.tts.pyttsx3_engine import Pyttsx3Engine\n"
+        "source = load_espeak().source\n"
+        "import pyttsx3.drivers._espeak  # finds the library loaded above by its soname\n"
+        "maps = Path('/proc/self/maps').read_text()\n"
+        "libs = {l.split()[-1] for l in maps.splitlines() if 'libespeak-ng' in l}\n"
+        "e = Pyttsx3Engine()\n"
+        "out = Path(sys.argv[1])\n"
+        "e.synthesize('Hello there.', voice_id='gmw/en-us', rate=1, volume=1, out=out)\n"
+        "info = e.info()\n"
+        "print(source, len(libs), libs.pop(), info['source'], info['data_path'],\n"
+        "      out.stat().st_size, e.describe())\n"
+        "e.close()\n"
+    )
+    env = {**os.environ, "PRTVOICE_ESPEAK": choice}
+    env.pop("ESPEAK_DATA_PATH", None)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.wav")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    source, count, lib, worker_source, data_path, size, *describe = done.stdout.split()
+    assert source == worker_source == choice
+    assert count == "1"  # one eSpeak NG in the process: pyttsx3 reuses the one we loaded
+    assert ("espeakng_loader" in lib) == (choice == "bundled")
+    assert ("espeakng_loader" in data_path) == (choice == "bundled")
+    assert int(size) > 10_000
+    assert f"({choice} library" in " ".join(describe)
