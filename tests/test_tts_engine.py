@@ -73,8 +73,11 @@ def test_unknown_voice_is_a_voice_error(engine, tmp_path):
 
 def test_hanging_worker_is_killed_with_a_voice_error(tmp_path):
     # A worker that says it is ready and then never answers.
-    argv = [sys.executable, "-c",
-            "import sys, time; print('{\"ok\": true}', flush=True); time.sleep(60)"]
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys, time; print('{\"ok\": true}', flush=True); time.sleep(60)",
+    ]
     engine = Pyttsx3Engine(worker_argv=argv, timeout=1.0)
     with pytest.raises(VoiceError, match="hung"):
         engine.synthesize("hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
@@ -82,9 +85,12 @@ def test_hanging_worker_is_killed_with_a_voice_error(tmp_path):
 
 
 def test_worker_that_writes_nothing_is_a_voice_error(tmp_path):
-    argv = [sys.executable, "-c",
-            "import sys\nprint('{\"ok\": true}', flush=True)\n"
-            "for line in sys.stdin: print('{\"ok\": true}', flush=True)"]
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys\nprint('{\"ok\": true}', flush=True)\n"
+        "for line in sys.stdin: print('{\"ok\": true}', flush=True)",
+    ]
     engine = Pyttsx3Engine(worker_argv=argv, timeout=5.0)
     with pytest.raises(VoiceError, match="wrote no audio"):
         engine.synthesize("hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
@@ -95,7 +101,8 @@ def test_dead_worker_reports_its_stderr(tmp_path):
     argv = [sys.executable, "-c", "import sys; sys.stderr.write('boom: no library'); sys.exit(3)"]
     with pytest.raises(VoiceError, match="boom: no library"):
         Pyttsx3Engine(worker_argv=argv).synthesize(
-            "hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav")
+            "hello", voice_id="en", rate=1, volume=1, out=tmp_path / "x.wav"
+        )
 
 
 @pytest.mark.parametrize("choice", ["bundled", "system"])
@@ -121,8 +128,13 @@ def test_espeak_library_choice_in_a_subprocess(tmp_path, choice):
     )
     env = {**os.environ, "PRTVOICE_ESPEAK": choice}
     env.pop("ESPEAK_DATA_PATH", None)
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.wav")], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "x.wav")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     source, count, lib, worker_source, data_path, size, *describe = done.stdout.split()
     assert source == worker_source == choice

@@ -1,0 +1,188 @@
+"""The voice bank over the real engine: cache hits, misses, damage, parallel prefetch."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from prtvoice.errors import VoiceError
+from prtvoice.script import VoiceSettings
+from prtvoice.tts.bank import VoiceBank
+from prtvoice.tts.command_engine import CommandEngine
+from prtvoice.tts.pyttsx3_engine import Pyttsx3Engine
+
+SR = 44100
+CALM = VoiceSettings()
+TEXTS = [f"Breath number {n}. Notice what you feel, gently." for n in range(6)]
+
+
+class Counting:
+    """The real engine, counting its synthesize calls."""
+
+    def __init__(self, engine):
+        self.inner = engine
+        self.name, self.version = engine.name, engine.version
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def voices(self):
+        return self.inner.voices()
+
+    def variants(self):
+        return self.inner.variants()
+
+    def synthesize(self, text, **kwargs):
+        with self._lock:
+            self.calls += 1
+        self.inner.synthesize(text, **kwargs)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def real_engine():
+    engine = Pyttsx3Engine()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def counting(real_engine):
+    return Counting(real_engine)
+
+
+def test_clip_contract_and_frames_agree(counting, tmp_path):
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    frames = bank.frames(TEXTS[0], CALM, "en")
+    clip = bank.clip(TEXTS[0], CALM, "en")
+    assert clip.dtype == np.float32 and clip.shape == (frames, 1)
+    assert np.abs(clip).max() <= 1.0 and np.abs(clip).max() > 0.1
+    # Trimmed with a small margin, faded: starts and ends near silence.
+    assert np.abs(clip[:20]).max() < 0.01 and np.abs(clip[-20:]).max() < 0.01
+    lead = np.flatnonzero(np.abs(clip[:, 0]) > 10 ** (-60 / 20))[0]
+    assert lead < 0.05 * SR
+    assert counting.calls == 1
+
+
+def test_cache_hit_needs_no_engine_call(counting, tmp_path):
+    first = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    clip = first.clip(TEXTS[1], CALM, "en")
+    again = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    assert again.known_frames(TEXTS[1], CALM, "en") == len(clip)
+    np.testing.assert_array_equal(again.clip(TEXTS[1], CALM, "en"), clip)
+    assert counting.calls == 1
+    assert again.known_frames(TEXTS[2], CALM, "en") is None  # a miss, not synthesized
+    assert counting.calls == 1
+
+
+def test_rate_and_voice_are_part_of_the_key(counting, tmp_path):
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    normal = bank.frames(TEXTS[0], CALM, "en")
+    slow = bank.frames(TEXTS[0], VoiceSettings(rate=0.7), "en")
+    assert slow > 1.2 * normal
+    bank.frames(TEXTS[0], CALM, "de")  # another default voice
+    assert counting.calls == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "header"])
+def test_damaged_entry_is_rebuilt(counting, tmp_path, damage):
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    clip = bank.clip(TEXTS[0], CALM, "en")
+    path = next((tmp_path / "clips").rglob("*.wav"))
+    data = path.read_bytes()
+    path.write_bytes(
+        {
+            "truncate": data[: len(data) // 2],
+            "garbage": b"not a wav" * 100,
+            "empty": b"",
+            "header": data[:44],
+        }[damage]
+    )
+    fresh = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    np.testing.assert_array_equal(fresh.clip(TEXTS[0], CALM, "en"), clip)
+    assert counting.calls == 2
+
+
+def test_parallel_prefetch_equals_serial(real_engine, tmp_path):
+    requests = [(t, CALM, "en") for t in TEXTS]
+    serial = Counting(real_engine)
+    one = VoiceBank(engine=serial, cache_dir=tmp_path / "a", sample_rate=SR, jobs=1)
+    one.prefetch(requests)
+    parallel = Counting(Pyttsx3Engine())
+    two = VoiceBank(engine=parallel, cache_dir=tmp_path / "b", sample_rate=SR, jobs=2)
+    two.prefetch(reversed(requests))
+    assert serial.calls == parallel.calls == len(TEXTS)
+    for text in TEXTS:
+        np.testing.assert_array_equal(one.clip(text, CALM, "en"), two.clip(text, CALM, "en"))
+    two.close()
+    parallel.inner.close()
+
+
+def test_background_prefetch_never_duplicates(counting, tmp_path):
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR, jobs=2)
+    handle = bank.prefetch_background([(t, CALM, "en") for t in TEXTS])
+    # Ask for the last one at once: taken over or waited for, never made twice.
+    assert bank.frames(TEXTS[-1], CALM, "en") > 0
+    handle.wait()
+    assert handle.done()
+    lengths = [bank.frames(t, CALM, "en") for t in TEXTS]
+    assert all(n > 0 for n in lengths)
+    assert counting.calls == len(TEXTS)
+    bank.close()
+
+
+def test_unknown_voice_names_close_matches(counting, tmp_path):
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    assert bank.resolve(VoiceSettings(name="gmw/en-us"), "en") == "gmw/en-us"
+    assert bank.resolve(VoiceSettings(name="english (america)"), "en") == "gmw/en-us"
+    assert bank.resolve(VoiceSettings(name="en-us+F3"), "en") == "gmw/en-us+f3"
+    assert bank.resolve(CALM, "fr") == "roa/fr+steph"
+    with pytest.raises(VoiceError, match=r"unknown voice 'Englsh'.*did you mean.*English"):
+        bank.resolve(VoiceSettings(name="Englsh"), "en")
+    with pytest.raises(VoiceError, match=r"matches .* voices"):
+        bank.resolve(VoiceSettings(name="english"), "en")
+
+
+class Broken:
+    name, version = "fake", "1"
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def voices(self):
+        from prtvoice.tts.engine import VoiceInfo
+
+        return [VoiceInfo("v", "V", ("en",))]
+
+    def synthesize(self, text, *, voice_id, rate, volume, out):
+        out.write_bytes(self.payload)
+
+
+def test_empty_or_silent_output_is_an_error_not_silence(tmp_path):
+    import io
+    import wave
+
+    silent = io.BytesIO()
+    with wave.open(silent, "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(22050)
+        f.writeframes(b"\0\0" * 22050)
+    for payload, message in ((b"", "no audio"), (silent.getvalue(), "only silence")):
+        bank = VoiceBank(engine=Broken(payload), cache_dir=tmp_path, sample_rate=SR)
+        with pytest.raises(VoiceError, match=message):
+            bank.frames("hello", CALM, "en")
+        assert not list(tmp_path.rglob("*.wav"))
+
+
+def test_command_engine_clips_through_the_bank(tmp_path):
+    engine = CommandEngine(
+        argv=["espeak-ng", "-v", "{voice}", "-s", "{wpm}", "-w", "{out}", "{text}"],
+        default_voice="en-us",
+    )
+    bank = VoiceBank(engine=engine, cache_dir=tmp_path, sample_rate=SR)
+    assert bank.resolve(CALM, "en") == "en-us"
+    assert bank.frames("Hello there.", CALM, "en") > 0.3 * SR
