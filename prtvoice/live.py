@@ -156,6 +156,7 @@ class LiveSession:
         self._exhausted_at: int | None = None
         self._offset = 0
         self._prefetch = None
+        self._warming_sounds = _WarmingSounds(sounds, self.sample_rate)
         self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
         if self.target_frames is not None:
             self._check_target(from_cli=target_seconds is not None)
@@ -235,7 +236,7 @@ class LiveSession:
             events,
             ambience=self.script.ambience,
             voices=self.voices,
-            sounds=self.sounds,
+            sounds=self._warming_sounds,
             options=self.options,
             language=self.language,
             total_frames=None,  # the session ends where its last event does
@@ -410,3 +411,77 @@ class LiveSession:
             if cancel is not None:
                 cancel()
             self._prefetch = None
+
+
+class _LateBed:
+    """An ambience bed that joins once it is ready instead of holding up the start.
+
+    Making a bed can take seconds (generating and loudness-normalising the
+    loop, or decoding a file), while the session must sound at once. Until
+    the bed is ready its blocks are silent; when it arrives it fades in over
+    JOIN_SECONDS, so it never enters with a click. From then on it is the
+    bed itself, sample for sample. An error making it is raised by `block`.
+    """
+
+    JOIN_SECONDS = 0.5
+
+    def __init__(self, make, sample_rate: int) -> None:
+        self._bed = None
+        self._error: BaseException | None = None
+        self._joined_at: int | None = None
+        self._join = max(1, round(self.JOIN_SECONDS * sample_rate))
+        self._ready = threading.Event()
+
+        def work() -> None:
+            try:
+                self._bed = make()
+            except BaseException as exc:  # handed to the renderer's thread
+                self._error = exc
+            self._ready.set()
+
+        threading.Thread(target=work, name="prtvoice-bed", daemon=True).start()
+
+    def block(self, start: int, frames: int) -> np.ndarray:
+        if self._error is not None:
+            raise self._error
+        if not self._ready.is_set() or self._bed is None:
+            return np.zeros((frames, 1), dtype=np.float32)
+        samples = self._bed.block(start, frames)
+        if self._joined_at is None:
+            self._joined_at = start
+        into = start - self._joined_at
+        if into < self._join:
+            ramp = np.clip((into + np.arange(1, frames + 1)) / self._join, 0.0, 1.0)
+            samples = samples * ramp.astype(np.float32)[:, None]
+        return samples
+
+
+class _WarmingSounds:
+    """The sound bank as the renderer sees it, with beds that join late (_LateBed)."""
+
+    def __init__(self, sounds: Any, sample_rate: int) -> None:
+        self._sounds = sounds
+        self.sample_rate = getattr(sounds, "sample_rate", sample_rate)
+        self._beds: dict = {}
+
+    def bed(self, ref):
+        found = self._beds.get(ref)
+        if found is None:
+            found = self._beds[ref] = _LateBed(lambda: self._bed_bank().bed(ref), self.sample_rate)
+        return found
+
+    def _bed_bank(self):
+        # A bank of its own for the bed: SoundBank holds its lock while it makes
+        # a sound, and a bed must not hold up the session's first bell. Beds
+        # are a pure function of (name or file, seed, rate): the same samples.
+        try:
+            return type(self._sounds)(
+                sample_rate=self._sounds.sample_rate,
+                seed=self._sounds.seed,
+                max_file_seconds=self._sounds.max_file_seconds,
+            )
+        except (AttributeError, TypeError):  # another kind of bank: share it
+            return self._sounds
+
+    def __getattr__(self, name: str):
+        return getattr(self._sounds, name)
