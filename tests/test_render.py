@@ -506,3 +506,30 @@ def test_real_speech_lands_on_its_samples(tmp_path, bank):
     y = whole(wet, voices, bank)
     assert np.array_equal(y, whole(wet, voices, bank))
     assert np.max(np.abs(y)) < 0.95
+
+
+def test_a_library_script_with_the_real_voice_bank(bank):
+    """The real pipeline: bundled script, pyttsx3 + eSpeak NG voice bank, sound bank, render."""
+    from prtvoice.config import Config
+
+    options = Options()
+    script = load_script(
+        paths.bundled_scripts_dir() / "breathing-box.yaml", audio_dirs=session.audio_dirs()
+    )
+    with session.voice_bank(Config(), options) as voices:
+        plan = plan_script(script, options=options, speech=voices, sounds=bank,
+                           prefetch=voices.prefetch)  # fmt: skip
+        first = whole(plan, voices, bank)
+        assert np.array_equal(first, whole(plan, voices, bank))
+        assert len(first) == plan.frames
+        assert 0.3 < np.max(np.abs(first)) < 0.95
+        dry = whole(plan, voices, bank, replace(options, ambience="off"))
+        spoken = [e for e in plan.events if e.kind == "say" or e.text]
+        assert spoken
+        for event in spoken:
+            # The voice starts on its planned sample (the bank trims eSpeak's lead-in)
+            # and nothing of a cue word spills into the next phase.
+            assert 0 <= onset(dry, event.start, 1e-4) - event.start < round(0.02 * SR), event
+        for event in plan.events:
+            if event.kind in ("pause", "hold") and not event.text:
+                assert not dry[event.start : event.end].any()
