@@ -17,7 +17,7 @@ from typing import Annotated, Optional  # noqa: UP035 - Typer reads these at run
 import typer
 
 from prtvoice import __version__
-from prtvoice.errors import ExitStatus, PrtvoiceError, ScriptError
+from prtvoice.errors import ExitStatus, InputError, PrtvoiceError, ScriptError
 
 app = typer.Typer(
     name="prtvoice",
@@ -495,6 +495,205 @@ class _progress_bar:
         return False
 
 
+# play ------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def play(
+    script: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(metavar="SCRIPT", help="A script file, or the id of a bundled script."),
+    ] = None,
+    minutes: MinutesOption = None,
+    sets: SetOption = None,
+    vars_file: VarsOption = None,
+    from_section: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--from", metavar="SECTION",
+                     help="Start at this section (1-based number or part of its title)."),
+    ] = None,
+    only: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--only", metavar="SECTION", help="Play just this section."),
+    ] = None,
+    device: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--device", "-d", metavar="D",
+                     help="Output device: number or part of its name (see --list-devices)."),
+    ] = None,
+    volume: Annotated[
+        float, typer.Option("--volume", metavar="V", help="Start volume, 0 to 1.")
+    ] = 1.0,
+    ambience: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--ambience", metavar="NAME|off",
+                     help="Replace the script's background (a built-in bed or a file), or off."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the section where you last stopped.")
+    ] = False,
+    list_devices: Annotated[
+        bool, typer.Option("--list-devices", help="List the output devices and exit.")
+    ] = False,
+) -> None:
+    """Play a session now, starting at once; keys work with your eyes closed.
+
+    space pause/resume, right/left next/previous section, up/down volume,
+    q or Ctrl-C stop with a gentle fade. Stopping remembers the place;
+    --resume continues from that section. Without a terminal it just plays.
+
+    \b
+    Examples:
+      prtvoice play grounding
+      prtvoice play somatic-tracking --minutes 12 --set area='left knee'
+      prtvoice play body-scan --resume
+    """
+    from prtvoice.errors import InputError
+
+    if list_devices:
+        _print_devices()
+        return
+    if script is None:
+        raise InputError("play needs a SCRIPT (a file or a bundled id; `prtvoice list` shows them)")
+    if from_section is not None and only is not None:
+        raise InputError("use --from or --only, not both")
+    if resume and (from_section is not None or only is not None):
+        raise InputError("--resume picks the section itself: leave out --from and --only")
+    if not 0 <= volume <= 1:
+        raise InputError(f"--volume must be between 0 and 1, got {volume:g}")
+    if minutes is not None and not (0 < minutes <= 240):
+        raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+
+    from prtvoice import atomic, session
+    from prtvoice import resume as resuming
+    from prtvoice.live import LiveSession
+    from prtvoice.player import Controller
+
+    loaded = session.load(script, sets=session.parse_sets(sets or []), vars_file=vars_file)
+    titles = [s.title for s in loaded.sections]
+    start = 0
+    only_index = None
+    if only is not None:
+        only_index = session.find_section(loaded, only)
+    elif from_section is not None:
+        start = session.find_section(loaded, from_section)
+    elif resume:
+        point = resuming.load(loaded.id, loaded.path)
+        start = resuming.resume_section(point, titles)
+        if point is None:
+            _err("no stopped session of this script is remembered: starting at the beginning")
+    config = _config()
+    options = session.options_from(config, ambience=ambience)
+    voices = session.voice_bank(config, options)
+    live = LiveSession(loaded, options=options, voices=voices, sounds=session.sound_bank(options),
+                       target_seconds=None if minutes is None else minutes * 60.0,
+                       only_section=only_index)
+    controller = Controller(live, device=_device_spec(device), volume=volume,
+                            start_section=start, block_frames=options.block_frames)
+    interrupted = False
+    try:
+        with atomic.sigterm_raises():
+            controller.start()
+            try:
+                _drive(controller)
+            except (KeyboardInterrupt, PrtvoiceError) as exc:
+                if isinstance(exc, PrtvoiceError) and exc.exit_status != ExitStatus.INTERRUPTED:
+                    raise
+                interrupted = True
+                controller.stop(fade=True)
+                try:
+                    _drive(controller, keys=False)
+                except (KeyboardInterrupt, PrtvoiceError):
+                    controller.stop(fade=False)
+            result = controller.wait()
+    finally:
+        controller.close()
+        live.close()
+        voices.close()
+    _clear_status()
+    if only_index is None:
+        if result.completed:
+            resuming.clear(loaded.id, loaded.path)
+        else:
+            section = min(result.section, len(titles) - 1)
+            resuming.save(loaded.id, loaded.path, section=section, title=titles[section],
+                          frame=result.position)
+            _err(f"stopped in section {section + 1} ({titles[section]}); "
+                 f"`prtvoice play {script} --resume` continues from there")
+    if result.underflows or result.gaps:
+        _err(f"warning: the sound stuttered: {result.underflows} device underflow(s), "
+             f"{result.gaps} wait(s) for audio; a less busy machine or `prtvoice export` helps")
+    if interrupted:
+        raise typer.Exit(int(ExitStatus.INTERRUPTED))
+
+
+def _device_spec(device: str | None):
+    if device is None:
+        return None
+    return int(device) if device.strip().isdigit() else device
+
+
+def _print_devices() -> None:
+    from prtvoice.player import list_output_devices
+
+    for d in list_output_devices():
+        mark = "*" if d["default"] else " "
+        typer.echo(f"{mark} {d['index']:>2}  {d['name']}  ({d['max_output_channels']} out, "
+                   f"{d['default_samplerate']:g} Hz)")
+
+
+_STATUS = {"width": 0}
+
+
+def _drive(controller, *, keys: bool = True) -> None:
+    """Until the session ends: read keys (on a terminal) and draw the status line."""
+    from prtvoice.keys import KeyReader, dispatch
+
+    show = sys.stdout.isatty()
+    if keys and KeyReader.is_terminal():
+        with KeyReader() as reader:
+            while controller.wait(timeout=0) is None:  # also raises what went wrong
+                for key in reader.read(0.15):
+                    if key == "ctrl-c":
+                        raise KeyboardInterrupt
+                    dispatch(key, controller)
+                if show:
+                    _draw_status(controller.snapshot())
+        return
+    while controller.wait(timeout=0.25) is None:
+        if show:
+            _draw_status(controller.snapshot())
+
+
+def _draw_status(snap) -> None:
+    import shutil
+
+    from prtvoice.plan import clock
+
+    remaining = snap.remaining_seconds
+    parts = [f"{snap.section + 1}/{snap.sections} {snap.section_title}",
+             clock(snap.elapsed_seconds) + ("" if remaining is None else f"  -{clock(remaining)}")]
+    if snap.paused:
+        parts.append("paused")
+    parts.append(f"vol {round(snap.volume * 100)}%")
+    if snap.text:
+        parts.append(f"“{snap.text}”")
+    width = shutil.get_terminal_size((80, 20)).columns - 1
+    line = "  ·  ".join(parts)[:width]
+    sys.stdout.write("\r" + line.ljust(_STATUS["width"]))
+    sys.stdout.flush()
+    _STATUS["width"] = len(line)
+
+
+def _clear_status() -> None:
+    if _STATUS["width"] and sys.stdout.isatty():
+        sys.stdout.write("\r" + " " * _STATUS["width"] + "\r")
+        sys.stdout.flush()
+    _STATUS["width"] = 0
+
+
+
 # doctor ----------------------------------------------------------------------------
 
 
@@ -530,6 +729,45 @@ def doctor(
         typer.echo("ready to export" if ready else "not ready to export: fix the FAIL lines above")
     if not ready:
         raise typer.Exit(int(ExitStatus.INPUT))
+
+
+# new -------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def new(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the new script.")],
+    start_from: Annotated[
+        str,
+        typer.Option("--from", metavar="ID|KIND",
+                     help="A bundled session id to copy, or a kind for its commented template "
+                          "(template:KIND forces the template)."),
+    ] = "custom",
+    title: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--title", help="The new script's title."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Start a new script from a bundled session or a commented template, ready to edit.
+
+    \b
+    Examples:
+      prtvoice new my-tracking.yaml --from somatic-tracking
+      prtvoice new evening.yaml --from breathing --title "Evening breathing"
+      prtvoice new lesson.yaml --from template:education
+    """
+    from prtvoice import atomic
+    from prtvoice.templates import new_script
+
+    if file.suffix not in (".yaml", ".yml"):
+        raise InputError(f"{file}: a script file name ends in .yaml")
+    atomic.check_target(file, force=force)
+    text = new_script(start_from, title=title)
+    atomic.write_text(file, text, replace=force)
+    typer.echo(f"wrote {file}")
+    _err(f"next: edit it, then `prtvoice check {file}` and `prtvoice outline {file}`")
 
 
 def main() -> None:

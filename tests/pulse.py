@@ -168,6 +168,11 @@ class Recorder:
             total += len(data)
             self._ends.append((time.perf_counter(), total // 4))
 
+    def so_far(self) -> np.ndarray:
+        """What has been recorded up to now (the recording goes on)."""
+        data = b"".join(list(self._chunks))
+        return np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4").copy()
+
     def samples_so_far(self) -> int:
         return self._ends[-1][1] if self._ends else 0
 
