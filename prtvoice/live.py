@@ -53,6 +53,7 @@ from prtvoice.script import Breathe, Pause, Say, Script, Sound, VoiceSettings
 # eSpeak NG at rate 1.0 speaks roughly 14 characters a second; only a first
 # guess, replaced by the average of real clips as soon as one is known.
 DEFAULT_FRAMES_PER_CHAR_SECONDS = 1 / 14
+PREFETCH_AHEAD = 16  # clips synthesized ahead of the layout (a minute or more of speech)
 
 
 class _SpeechStats:
@@ -65,6 +66,7 @@ class _SpeechStats:
         self._chars = 0.0  # characters divided by rate: what speaking time scales with
         self._frames = 0
         self._lock = threading.Lock()
+        self.on_layout = None  # told of every clip the layout asks for, in order
 
     def _note(self, key: tuple[str, VoiceSettings, str], frames: int) -> None:
         with self._lock:
@@ -76,6 +78,8 @@ class _SpeechStats:
     def frames(self, text: str, voice: VoiceSettings, language: str) -> int:
         """Exact length (blocks until synthesized): the layout's SpeechLengths."""
         key = (text, voice, language)
+        if self.on_layout is not None:
+            self.on_layout(key)
         found = self.known.get(key)
         if found is None:
             found = int(self.voices.frames(text, voice, language))
@@ -155,7 +159,12 @@ class LiveSession:
         self._section_starts: dict[int, int] = {0: 0}
         self._exhausted_at: int | None = None
         self._offset = 0
-        self._prefetch = None
+        self._window_lock = threading.Lock()
+        self._handles: list = []
+        self._requests: list = []
+        self._request_index: dict = {}
+        self._prefetched = 0
+        self.stats.on_layout = self._laid_out
         self._warming_sounds = _WarmingSounds(sounds, self.sample_rate)
         self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
         if self.target_frames is not None:
@@ -395,22 +404,48 @@ class LiveSession:
         self._exhausted_at = end
 
     def _start_prefetch(self, section: int) -> None:
-        if self._prefetch is not None:
-            cancel = getattr(self._prefetch, "cancel", None)
+        """Synthesize ahead of the layout from `section`, a window of clips at a time.
+
+        Only PREFETCH_AHEAD clips beyond the one being laid out are asked for:
+        synthesizing a two-hour session at full speed would take both cores
+        from the audio for minutes (measured: device underflows on a 2-core
+        machine), while a window keeps well ahead of real time.
+        """
+        self._cancel_prefetch()
+        rest = replace(self.script, sections=self.script.sections[section:])
+        with self._window_lock:
+            self._requests = list(speech_requests(rest, self.options))
+            self._request_index = {request: i for i, request in enumerate(self._requests)}
+            self._prefetched = 0
+        self._prefetch_upto(PREFETCH_AHEAD)
+
+    def _prefetch_upto(self, upto: int) -> None:
+        background = getattr(self.voices, "prefetch_background", None)
+        with self._window_lock:
+            if background is None or upto <= self._prefetched:
+                return
+            batch = self._requests[self._prefetched : upto]
+            self._prefetched = max(self._prefetched, upto)
+            if batch:
+                self._handles.append(background(batch))
+
+    def _laid_out(self, key) -> None:
+        """The layout reached this clip: keep the prefetch window ahead of it."""
+        index = self._request_index.get(key)
+        if index is not None and index + PREFETCH_AHEAD // 2 >= self._prefetched:
+            self._prefetch_upto(index + PREFETCH_AHEAD)
+
+    def _cancel_prefetch(self) -> None:
+        with self._window_lock:
+            handles, self._handles = self._handles, []
+        for handle in handles:
+            cancel = getattr(handle, "cancel", None)
             if cancel is not None:
                 cancel()
-        rest = replace(self.script, sections=self.script.sections[section:])
-        requests = list(speech_requests(rest, self.options))
-        background = getattr(self.voices, "prefetch_background", None)
-        self._prefetch = background(requests) if background is not None else None
 
     def close(self) -> None:
         """Stop synthesizing ahead."""
-        if self._prefetch is not None:
-            cancel = getattr(self._prefetch, "cancel", None)
-            if cancel is not None:
-                cancel()
-            self._prefetch = None
+        self._cancel_prefetch()
 
 
 class _LateBed:

@@ -244,3 +244,30 @@ def test_a_live_session_plays_for_real_exactly_as_planned(pulse_sink, script_dir
     assert any(s.text == "Welcome, friend." for s in seen)
     assert {s.section_title for s in seen} == {"Arrive", "Close"}
     assert threading.active_count() < 20
+
+
+def test_prefetch_keeps_a_window_ahead_instead_of_the_whole_session(script_dir, options):
+    from prtvoice.live import PREFETCH_AHEAD
+
+    path = script_dir / "many.yaml"
+    path.write_text(
+        "prtvoice: 1\ntitle: Many\nkind: custom\nsections:\n  - title: All\n    steps:\n"
+        "      - repeat: 60\n        steps:\n          - say: Line number {n}.\n"
+        "          - pause: 1s\n"
+    )
+    speech = LazySpeech()
+    live = LiveSession(
+        load_script(path), options=options, voices=speech, sounds=SoundBank(sample_rate=SR)
+    )
+    _start, blocks = live.open(0)
+    assert [len(batch) for batch in speech.background] == [PREFETCH_AHEAD]
+    next(blocks)  # the renderer reads a few seconds of layout ahead
+    asked = sum(len(batch) for batch in speech.background)
+    assert asked < 60
+    for _ in blocks:
+        laid = len(speech.done)
+        asked = sum(len(batch) for batch in speech.background)
+        assert asked <= laid + PREFETCH_AHEAD  # never far ahead of the layout...
+        assert asked >= min(60, laid + PREFETCH_AHEAD // 2)  # ...and never behind it
+    flat = [text for batch in speech.background for text in batch]
+    assert flat == [f"Line number {n}." for n in range(1, 61)]  # each once, in order
