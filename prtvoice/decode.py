@@ -24,6 +24,15 @@ DECODE_TIMEOUT = 120.0  # seconds for one file; decoding ten minutes of MP3 take
 _FLOAT = 3  # WAVE_FORMAT_IEEE_FLOAT
 _EXTENSIBLE = 0xFFFE
 _HEADER_LIMIT = 1 << 16  # a WAV header from ffmpeg is tiny; more means it is not one
+# A script is untrusted input: ffmpeg may open only the one local file (no
+# network, no other protocols) and read it only with a container demuxer, so a
+# playlist or concat file cannot pull in other files or URLs.
+_PROTOCOLS = "file"
+_FORMATS = ",".join((
+    "wav", "w64", "flac", "ogg", "mp3", "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "aac",
+    "matroska", "webm", "aiff", "caf", "au", "wv", "ape", "asf", "amr", "ac3", "eac3",
+    "dts", "tta", "mpc", "mpc8", "voc", "shn", "dsf", "avi", "flv", "mpeg", "mpegts",
+))  # fmt: skip
 
 
 def decode_file(
@@ -46,7 +55,9 @@ def decode_file(
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
         # Let ffmpeg itself stop a little past the limit, so we can tell "too long".
         "-t", f"{max_seconds + 1.0:.3f}",
-        "-i", str(path),
+        "-protocol_whitelist", _PROTOCOLS, "-format_whitelist", _FORMATS,
+        # "file:" so that a name like "concat:a|b" or "http:..." is never a protocol.
+        "-i", f"file:{path.resolve()}",
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact",
         "-c:a", "pcm_f32le", "-f", "wav", "pipe:1",
@@ -109,12 +120,16 @@ def _reason(message: str, path: Path) -> str:
     """ffmpeg's complaint in a therapist's words where we know it, else its last line."""
     if "matches no streams" in message:
         return "it holds no audio stream"
+    if "not on whitelist" in message:
+        return "not an audio format prtvoice reads (WAV, FLAC, OGG, MP3, M4A and the like)"
     lines = [line for line in message.splitlines() if line.strip()]
     if not lines:
         return "not an audio file ffmpeg can read"
     last = lines[-1]
-    prefix = f"{path}: "
-    return last[len(prefix) :] if last.startswith(prefix) else last
+    for prefix in (f"file:{path.resolve()}: ", f"{path}: "):
+        if last.startswith(prefix):
+            return last[len(prefix) :]
+    return last
 
 
 def _read_exactly(stream, size: int) -> bytes:

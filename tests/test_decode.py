@@ -6,6 +6,7 @@ import io
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,10 +81,35 @@ def test_corrupt_files_and_non_audio_are_sound_errors_naming_the_file(tmp_path):
         decode_file(text, sample_rate=SR, max_seconds=5)
     image = tmp_path / "picture.png"
     make(image, "color=c=blue:s=16x16", "-frames:v", "1")
-    with pytest.raises(SoundError, match=r"picture\.png: .*no audio stream"):
+    with pytest.raises(SoundError, match=r"picture\.png: .*not an audio format"):
         decode_file(image, sample_rate=SR, max_seconds=5)
+    video = tmp_path / "silent.mp4"
+    make(video, "color=c=blue:s=16x16:d=1", "-c:v", "mpeg4")
+    with pytest.raises(SoundError, match=r"silent\.mp4: .*no audio stream"):
+        decode_file(video, sample_rate=SR, max_seconds=5)
     with pytest.raises(SoundError, match=r"missing\.wav: sound file not found"):
         decode_file(tmp_path / "missing.wav", sample_rate=SR, max_seconds=5)
+
+
+def test_a_playlist_or_concat_file_cannot_pull_in_other_files(tmp_path):
+    make(tmp_path / "a.wav", "sine=frequency=440:sample_rate=8000:duration=1")
+    # Plain ffmpeg would happily play this (a "safe" relative name): prtvoice refuses
+    # every demuxer that opens other files or URLs.
+    (tmp_path / "list.ffconcat").write_text("ffconcat version 1.0\nfile 'a.wav'\nfile 'a.wav'\n")
+    (tmp_path / "list.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n"
+    )
+    for name in ("list.ffconcat", "list.m3u8"):
+        with pytest.raises(SoundError, match=rf"{name}: cannot decode"):
+            decode_file(tmp_path / name, sample_rate=SR, max_seconds=5)
+
+
+def test_a_file_name_is_never_an_ffmpeg_protocol(tmp_path, monkeypatch):
+    make(tmp_path / "a.wav", "sine=frequency=440:sample_rate=8000:duration=1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "concat:a.wav|a.wav").write_bytes(b"not audio")
+    with pytest.raises(SoundError, match="cannot decode"):
+        decode_file(Path("concat:a.wav|a.wav"), sample_rate=SR, max_seconds=5)
 
 
 def test_an_empty_audio_file_is_an_error(tmp_path):
