@@ -169,3 +169,23 @@ def test_same_rate_is_passed_through_bit_exactly(tmp_path):
     scipy.io.wavfile.write(path, SR, samples)
     x = decode_file(path, sample_rate=SR, max_seconds=5)
     assert np.array_equal(x[:, 0], samples)
+
+
+def test_the_ffmpeg_that_imageio_ffmpeg_ships_decodes_the_same(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    from prtvoice.ffmpeg import find_ffmpeg
+
+    path = tmp_path / "s.ogg"
+    make(path, "sine=frequency=700:sample_rate=22050:duration=1")
+    system = decode_file(path, sample_rate=SR, max_seconds=5)
+    monkeypatch.setenv("PRTVOICE_FFMPEG", imageio_ffmpeg.get_ffmpeg_exe())
+    find_ffmpeg.cache_clear()
+    try:
+        assert find_ffmpeg() == imageio_ffmpeg.get_ffmpeg_exe()
+        bundled = decode_file(path, sample_rate=SR, max_seconds=5)
+    finally:
+        monkeypatch.delenv("PRTVOICE_FFMPEG")
+        find_ffmpeg.cache_clear()
+    assert bundled.shape == system.shape
+    np.testing.assert_allclose(bundled, system, atol=1e-4)  # Vorbis decoders may differ by ulps
