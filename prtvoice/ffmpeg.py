@@ -31,6 +31,5 @@ def find_ffmpeg() -> str:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as exc:  # the package raises RuntimeError when its binary is missing
         raise EncoderError(
-            "ffmpeg was not found: install it (apt install ffmpeg) or "
-            "`pip install imageio-ffmpeg`"
+            "ffmpeg was not found: install it (apt install ffmpeg) or `pip install imageio-ffmpeg`"
         ) from exc

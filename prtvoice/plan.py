@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from prtvoice.errors import InputError, ScriptError
+from prtvoice.errors import InputError, ScriptError, SoundError
 from prtvoice.names import (
     CUE_WORDS,
     DEFAULT_LANGUAGE,
@@ -156,8 +156,7 @@ class Plan:
             "duration": sec(self.frames),
             "sample_rate": sr,
             "sections": [
-                {"title": s.title, "start": sec(s.start), "end": sec(s.end)}
-                for s in self.sections
+                {"title": s.title, "start": sec(s.start), "end": sec(s.end)} for s in self.sections
             ],
             "events": events,
         }
@@ -271,19 +270,31 @@ def layout(
         if isinstance(step, Say):
             voice = effective_voice(step.voice, options)
             length = speech.frames(step.text, voice, language)
-            events = [Event(position, length, "say", section, text=step.text, voice=voice,
-                            where=step.where)]
+            events = [
+                Event(
+                    position, length, "say", section, text=step.text, voice=voice, where=step.where
+                )
+            ]
         elif isinstance(step, Pause):
             if step.flexible:
                 length = flexible(flex_index, round(step.seconds * sr), position)
                 flex_index += 1
             else:
                 length = round(step.seconds * sr)
-            events = [Event(position, length, "pause", section, flexible=step.flexible,
-                            where=step.where)]
+            events = [
+                Event(position, length, "pause", section, flexible=step.flexible, where=step.where)
+            ]
         elif isinstance(step, Sound):
-            events = [Event(position, sounds.frames(step.sound), "sound", section,
-                            sound=step.sound, where=step.where)]
+            events = [
+                Event(
+                    position,
+                    _sound_frames(sounds, step, script),
+                    "sound",
+                    section,
+                    sound=step.sound,
+                    where=step.where,
+                )
+            ]
         elif isinstance(step, Breathe):
             voice = effective_voice(step.voice, options)
             tone = step.cue in ("tone", "both")
@@ -291,13 +302,18 @@ def layout(
             events = []
             at = position
             for kind, length in phase_frames(step, sr):
-                events.append(Event(
-                    at, length, kind, section,
-                    text=words[kind] if spoken else None,
-                    voice=voice if spoken else None,
-                    tone=tone and kind != "hold",
-                    where=step.where,
-                ))
+                events.append(
+                    Event(
+                        at,
+                        length,
+                        kind,
+                        section,
+                        text=words[kind] if spoken else None,
+                        voice=voice if spoken else None,
+                        tone=tone and kind != "hold",
+                        where=step.where,
+                    )
+                )
                 at += length
         else:  # pragma: no cover - the loader makes only these four
             raise TypeError(f"unknown step {step!r}")
@@ -312,6 +328,17 @@ def layout(
                 )
             yield event
             position = event.end
+
+
+def _sound_frames(sounds: SoundLengths, step: Sound, script: Script) -> int:
+    """A sound step's length; a file that cannot be decoded is the script's error, located."""
+    try:
+        return sounds.frames(step.sound)
+    except SoundError as exc:
+        detail = str(exc).removeprefix(f"{step.sound.path}: ")
+        raise ScriptError.at(
+            *_place(step.where, script), f"the sound {step.sound.name!r} cannot be used: {detail}"
+        ) from exc
 
 
 def _place(where: Location | None, script: Script) -> tuple:
@@ -360,17 +387,34 @@ def plan_script(
         shares = nominals
     else:
         # Lay out once with flexible pauses at zero to learn the fixed length.
-        fixed = sum(e.length for e in layout(
-            script, options=options, speech=speech, sounds=sounds,
-            flexible=lambda index, nominal, position: 0,
-        ))
-        shares = _fit(script, fixed=fixed, nominals=nominals, target=target, sr=sr,
-                      from_cli=target_seconds is not None)
+        fixed = sum(
+            e.length
+            for e in layout(
+                script,
+                options=options,
+                speech=speech,
+                sounds=sounds,
+                flexible=lambda index, nominal, position: 0,
+            )
+        )
+        shares = _fit(
+            script,
+            fixed=fixed,
+            nominals=nominals,
+            target=target,
+            sr=sr,
+            from_cli=target_seconds is not None,
+        )
 
-    events = tuple(layout(
-        script, options=options, speech=speech, sounds=sounds,
-        flexible=lambda index, nominal, position: shares[index],
-    ))
+    events = tuple(
+        layout(
+            script,
+            options=options,
+            speech=speech,
+            sounds=sounds,
+            flexible=lambda index, nominal, position: shares[index],
+        )
+    )
     frames = events[-1].end if events else 0
     if frames > round(MAX_SESSION_SECONDS * sr):
         raise ScriptError.at(
@@ -404,9 +448,7 @@ def plan_script(
     )
 
 
-def speech_requests(
-    script: Script, options: Options
-) -> Iterator[tuple[str, VoiceSettings, str]]:
+def speech_requests(script: Script, options: Options) -> Iterator[tuple[str, VoiceSettings, str]]:
     """Every (text, voice, language) the session speaks, in order of first use."""
     language = script.language or DEFAULT_LANGUAGE
     words = CUE_WORDS.get(language, CUE_WORDS[DEFAULT_LANGUAGE])
@@ -417,8 +459,12 @@ def speech_requests(
             items.append((step.text, effective_voice(step.voice, options), language))
         elif isinstance(step, Breathe) and step.cue in ("voice", "both"):
             voice = effective_voice(step.voice, options)
-            for kind, seconds in (("inhale", step.inhale), ("hold", step.hold),
-                                  ("exhale", step.exhale), ("hold", step.hold_after)):
+            for kind, seconds in (
+                ("inhale", step.inhale),
+                ("hold", step.hold),
+                ("exhale", step.exhale),
+                ("hold", step.hold_after),
+            ):
                 if seconds > 0:
                     items.append((words[kind], voice, language))
         for item in items:

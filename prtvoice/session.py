@@ -71,7 +71,9 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not _KEY.match(key):
-            raise InputError(f"--set wants KEY=VALUE (for example --set area='lower back'), got {pair!r}")
+            raise InputError(
+                f"--set wants KEY=VALUE (for example --set area='lower back'), got {pair!r}"
+            )
         values[key] = value
     return values
 
@@ -209,7 +211,9 @@ def list_scripts(folders: Sequence[Path] | None = None) -> list[ScriptEntry]:
             try:
                 script = load_script(file, audio_dirs=audio_dirs())
             except ScriptError as exc:
-                entries.append(ScriptEntry(file.stem, "", "", None, False, file, "", str(exc.problems[0])))
+                entries.append(
+                    ScriptEntry(file.stem, "", "", None, False, file, "", str(exc.problems[0]))
+                )
                 continue
             if script.duration is not None:
                 seconds, estimated = script.duration, False
@@ -217,7 +221,9 @@ def list_scripts(folders: Sequence[Path] | None = None) -> list[ScriptEntry]:
                 seconds = 0.0
                 for _, step in flat_steps(script):
                     if isinstance(step, Say):
-                        seconds += len(step.text.split()) / _WORDS_PER_SECOND / step.voice.rate + 0.4
+                        seconds += (
+                            len(step.text.split()) / _WORDS_PER_SECOND / step.voice.rate + 0.4
+                        )
                     elif isinstance(step, Pause):
                         seconds += step.seconds
                     elif isinstance(step, Breathe):
@@ -225,6 +231,9 @@ def list_scripts(folders: Sequence[Path] | None = None) -> list[ScriptEntry]:
                     elif isinstance(step, Sound):
                         seconds += 4.0
                 estimated = True
-            entries.append(ScriptEntry(script.id, script.title, script.kind, seconds, estimated,
-                                       file, script.summary))
+            entries.append(
+                ScriptEntry(
+                    script.id, script.title, script.kind, seconds, estimated, file, script.summary
+                )
+            )
     return entries

@@ -119,8 +119,10 @@ def _construct_scalar(loader, tag: str, value: str, line: int, col: int, file: P
         if tag == _TAG + "bool":
             return loader.construct_yaml_bool(node)
         return None  # null
-    except (ValueError, OverflowError, KeyError, TypeError, yaml.YAMLError):
-        # e.g. an integer with more digits than Python converts, 2024-02-31, !!int abc
+    except Exception:
+        # e.g. an integer with more digits than Python converts, 2024-02-31, !!int abc;
+        # an explicit tag skips the resolver, so `!!int ''` (IndexError) and
+        # `!!timestamp x` (AttributeError) reach constructors that assume a match.
         if tag == _TAG + "timestamp":
             return value  # a date-looking text that is no date: keep it as text
         kind = tag[len(_TAG) :] if tag.startswith(_TAG) else tag

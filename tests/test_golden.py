@@ -21,7 +21,6 @@ from prtvoice.options import Options
 from prtvoice.plan import Plan, plan_script
 from prtvoice.render import render
 from prtvoice.sounds import SoundBank
-
 from tests.regen_golden import SCRIPTS, golden_cases, is_bad, load_golden
 
 GOOD = [p for p in golden_cases() if not is_bad(p)]

@@ -39,12 +39,23 @@ def breathe(inhale=4.0, hold=0.0, exhale=6.0, hold_after=0.0, cycles=3, cue="ton
     return Breathe(inhale, hold, exhale, hold_after, cycles, cue, VOICE, HERE)
 
 
-def make_script(*sections: tuple[str, list], duration: float | None = None, language="en") -> Script:
+def make_script(
+    *sections: tuple[str, list], duration: float | None = None, language="en"
+) -> Script:
     return Script(
-        path=Path("t.yaml"), id="t", title="T", kind="custom", summary="", language=language,
-        duration=duration, voice=VOICE, ambience=None, variables={},
+        path=Path("t.yaml"),
+        id="t",
+        title="T",
+        kind="custom",
+        summary="",
+        language=language,
+        duration=duration,
+        voice=VOICE,
+        ambience=None,
+        variables={},
         sections=tuple(Section(title, tuple(steps), HERE) for title, steps in sections),
-        where=HERE, duration_where=Location(Path("t.yaml"), 4, 11),
+        where=HERE,
+        duration_where=Location(Path("t.yaml"), 4, 11),
     )
 
 
@@ -74,9 +85,7 @@ def test_events_are_contiguous_and_fill_the_session(options, fake_speech, fake_s
 def test_lengths_come_from_the_clips_and_sounds(options, fake_speech, fake_sounds):
     p = plan(SAMPLE, options, fake_speech, fake_sounds)
     says = [e for e in p.events if e.kind == "say"]
-    assert [e.length for e in says] == [
-        fake_speech.frames(e.text, VOICE, "en") for e in says
-    ]
+    assert [e.length for e in says] == [fake_speech.frames(e.text, VOICE, "en") for e in says]
     sounds = [e for e in p.events if e.kind == "sound"]
     assert [e.length for e in sounds] == [2 * options.sample_rate] * 2
     fixed = [e for e in p.events if e.kind == "pause" and not e.flexible]
@@ -91,7 +100,7 @@ def test_breathing_phases_land_on_their_scheduled_samples(options):
     assert [k for k, _ in phases[:4]] == ["inhale", "hold", "exhale", "hold"]
     position, elapsed = 0, 0.0
     pattern = [4.3, 1.1, 6.7, 0.9] * 50
-    for (kind, length), seconds in zip(phases, pattern):
+    for (_kind, length), seconds in zip(phases, pattern):
         elapsed += seconds
         position += length
         assert position == round(elapsed * options.sample_rate)
@@ -153,7 +162,9 @@ def test_sessions_over_four_hours_are_refused(options, fake_speech, fake_sounds)
 
 
 def test_prefetch_receives_each_clip_once_in_order(options, fake_speech, fake_sounds):
-    script = make_script(("A", [say("one"), say("two"), say("one"), breathe(cue="voice", cycles=3)]))
+    script = make_script(
+        ("A", [say("one"), say("two"), say("one"), breathe(cue="voice", cycles=3)])
+    )
     plan(script, options, fake_speech, fake_sounds, prefetch=fake_speech.prefetch)
     assert [text for text, _, _ in fake_speech.prefetched] == ["one", "two", "in", "out"]
 
@@ -162,7 +173,9 @@ def test_the_listeners_rate_multiplies_the_scripts(options, fake_speech, fake_so
     slow = replace(options, rate=0.5, voice="en-gb")
     p = plan(make_script(("A", [say("Hello there, friend.")])), slow, fake_speech, fake_sounds)
     assert p.events[0].voice == VoiceSettings(name="en-gb", rate=0.5, volume=1.0)
-    normal = plan(make_script(("A", [say("Hello there, friend.")])), options, fake_speech, fake_sounds)
+    normal = plan(
+        make_script(("A", [say("Hello there, friend.")])), options, fake_speech, fake_sounds
+    )
     assert p.frames == pytest.approx(2 * normal.frames, abs=2)
 
 
@@ -176,8 +189,13 @@ def test_previewing_one_section_or_from_a_section(options, fake_speech, fake_sou
 
 
 def test_layout_is_lazy(options, fake_speech, fake_sounds):
-    events = layout(SAMPLE, options=options, speech=fake_speech, sounds=fake_sounds,
-                    flexible=lambda i, nominal, position: nominal)
+    events = layout(
+        SAMPLE,
+        options=options,
+        speech=fake_speech,
+        sounds=fake_sounds,
+        flexible=lambda i, nominal, position: nominal,
+    )
     first = next(events)
     assert first.kind == "sound"
     assert fake_speech.asked == []  # nothing synthesized before it is needed
@@ -188,7 +206,13 @@ def test_plan_json_follows_the_contract(options, fake_speech, fake_sounds):
     assert set(data) >= {"id", "title", "duration", "sections", "events"}
     kinds = {e["kind"] for e in data["events"]}
     assert kinds <= {"say", "pause", "sound", "inhale", "hold", "exhale"}
-    assert data["events"][0] == {"start": 0.0, "end": 2.0, "kind": "sound", "name": "bell", "section": 0}
+    assert data["events"][0] == {
+        "start": 0.0,
+        "end": 2.0,
+        "kind": "sound",
+        "name": "bell",
+        "section": 0,
+    }
     assert data["events"][-1]["end"] == data["duration"]
     for e in data["events"]:
         # Every time lands on a whole sample at the session rate.
@@ -196,8 +220,10 @@ def test_plan_json_follows_the_contract(options, fake_speech, fake_sounds):
             assert abs(e[key] * 44100 - round(e[key] * 44100)) < 0.05
 
 
-@given(st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=40),
-       st.integers(min_value=0, max_value=10**8))
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=10**8),
+)
 def test_share_out_sums_exactly_and_stays_proportional(nominals, total):
     shares = share_out(nominals, total)
     whole = sum(nominals)
