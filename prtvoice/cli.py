@@ -565,10 +565,12 @@ def play(
     if minutes is not None and not (0 < minutes <= 240):
         raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
 
+    from prtvoice.player import Controller, warm_up
+
+    warm_up()  # PortAudio loads while the script loads: the first sound comes sooner
     from prtvoice import atomic, session
     from prtvoice import resume as resuming
     from prtvoice.live import LiveSession
-    from prtvoice.player import Controller
 
     loaded = session.load(script, sets=session.parse_sets(sets or []), vars_file=vars_file)
     titles = [s.title for s in loaded.sections]

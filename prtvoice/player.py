@@ -134,6 +134,17 @@ def import_sounddevice():
     return sounddevice
 
 
+def warm_up() -> None:
+    """Load PortAudio in the background (it takes ~0.1-0.2 s), so a caller can
+    do other start-up work meanwhile. Errors surface later, when it is used."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the real use reports it properly
+            import sounddevice  # noqa: F401
+
+    threading.Thread(target=load, name="prtvoice-portaudio", daemon=True).start()
+
+
 def list_output_devices() -> list[dict[str, Any]]:
     """Output devices as sounddevice describes them, each with `index` and `default`."""
     sd = import_sounddevice()
@@ -270,6 +281,7 @@ class Controller:
         self._live_generation = 0  # generation the callback plays (set by the callback)
         self._requested_section = self._start_section
         self._closing = threading.Event()
+        self._stream_started = threading.Event()
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._stream = None
@@ -308,21 +320,35 @@ class Controller:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> Controller:
-        """Open the output stream and start producing; returns at once."""
+        """Open the output stream and start producing; returns at once.
+
+        Device errors are raised here. The stream itself starts when the first
+        blocks are rendered: a device started earlier would fill its buffer
+        with silence that then plays ahead of the first sound.
+        """
         self._t0 = time.perf_counter()
         self._stop_exception, self._abort_exception = callback_exceptions()
+        self._stream = self._open_stream()
         self._producer = threading.Thread(target=self._produce, name="prtvoice-render", daemon=True)
         with self._seek_lock:
             self._seek_request = (0, self._start_section)
         self._producer.start()
-        try:
-            self._stream = self._open_stream()
-            self._last_callback = time.monotonic()
-            self._stream.start()
-        except BaseException:
-            self._closing.set()
-            raise
         return self
+
+    def _start_stream(self) -> None:
+        """Start the device once (from the producer thread, when audio is ready)."""
+        if self._stream_started.is_set():
+            return
+        self._stream_started.set()
+        stream = self._stream
+        if stream is None or self._closing.is_set():
+            return
+        self._last_callback = time.monotonic()
+        try:
+            stream.start()
+        except Exception as exc:
+            message = f"could not start the audio output ({exc}): {_device_hint()}"
+            self._error = AudioDeviceError(message)
 
     def _open_stream(self):
         if self._stream_factory is not None:
@@ -371,7 +397,8 @@ class Controller:
                 self._abort()
                 break
             if (
-                time.monotonic() - self._last_callback > WATCHDOG_SECONDS
+                self._stream_started.is_set()
+                and time.monotonic() - self._last_callback > WATCHDOG_SECONDS
                 and self._stream is not None
             ):
                 self._error = AudioDeviceError(
@@ -539,9 +566,14 @@ class Controller:
                 return  # a newer place is wanted: this block would be dropped anyway
             try:
                 self._queue.put(item, timeout=0.05)
-                return
+                break
             except queue.Full:
+                self._start_stream()  # a full queue is surely enough to start on
                 continue
+        if not self._stream_started.is_set() and (
+            item[1] == "end" or self._queue.qsize() > PREBUFFER_BLOCKS
+        ):
+            self._start_stream()
 
     # -- the audio callback ------------------------------------------------
 

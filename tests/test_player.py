@@ -393,8 +393,11 @@ def test_real_playback_is_complete_gapless_and_starts_fast(pulse_sink):
     # The whole session is in the recording, sample for sample: no gap, no loss.
     lag, match = find_onset(recording.samples, audio[: marks[-1] + SR // 2])
     heard = recording.samples[lag : lag + total]
-    assert match > 0.9999
-    assert np.max(np.abs(heard - audio)) < 1e-4
+    assert match > 0.9999, (match, result)
+    assert np.max(np.abs(heard - audio)) < 1e-4, (
+        np.flatnonzero(np.abs(heard - audio) > 1e-4)[:9],
+        result,
+    )
     # Each burst is exactly where it belongs relative to the first.
     onsets = [find_onset(recording.samples, audio[m : m + SR // 2])[0] for m in marks]
     assert [o - onsets[0] for o in onsets] == [m - marks[0] for m in marks]
