@@ -38,6 +38,12 @@ def _shared_cache(factory) -> Path:
     return _CACHE[0]
 
 
+@pytest.fixture(scope="session")
+def clip_cache_dir(tmp_path_factory) -> Path:
+    """The run's shared clip cache: the folder PRTVOICE_CACHE names in every test."""
+    return _shared_cache(tmp_path_factory)
+
+
 @pytest.fixture
 def options() -> Options:
     return Options()
