@@ -232,3 +232,62 @@ def test_play_has_help():
         "--list-devices",
     ):
         assert flag in result.output
+
+
+@pytest.mark.playback
+def test_keys_on_a_terminal_pause_skip_and_quit(pulse_sink, script_dir):
+    """The real CLI on a pseudo-terminal: single keys (no Enter) drive it, the
+    status line shows the state, and the terminal is restored afterwards."""
+    import pty
+    import termios
+    import threading
+
+    path = script_dir / "two.yaml"
+    path.write_text(TWO_PARTS)
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    shown: list[str] = []
+
+    def read_screen():
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            shown.append(data.decode(errors="replace"))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prtvoice", "play", str(path)],
+        stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    threading.Thread(target=read_screen, daemon=True).start()
+
+    def screen_shows(text: str, after: int = 0) -> None:
+        deadline = time.monotonic() + 60
+        while text not in "".join(shown)[after:]:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "".join(shown)[-500:]
+            time.sleep(0.02)
+
+    try:
+        screen_shows("1/2 First part")
+        mark = len("".join(shown))
+        os.write(master, b" ")  # space: pause
+        screen_shows("paused", mark)
+        os.write(master, b" ")  # space: resume
+        mark = len("".join(shown))
+        os.write(master, b"\x1b[C")  # right arrow: next section
+        screen_shows("2/2 Second part", mark)
+        os.write(master, b"q")
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    after = termios.tcgetattr(slave)
+    os.close(slave)
+    assert process.returncode == 0, err
+    assert "stopped in section 2 (Second part)" in err
+    assert after == before  # raw mode undone
