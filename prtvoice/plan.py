@@ -39,7 +39,7 @@ from prtvoice.script import (
 )
 
 EventKind = Literal["say", "pause", "sound", "inhale", "hold", "exhale"]
-MAX_EVENTS = 100_000  # far beyond any real session; stops a hostile script early
+MAX_EVENTS = 50_000  # one every 0.3 s for 4 h, far beyond any real session; laying out 100000 took over a second
 
 
 class SpeechLengths(Protocol):
@@ -260,6 +260,7 @@ def layout(
     language = script.language or DEFAULT_LANGUAGE
     words = CUE_WORDS.get(language, CUE_WORDS[DEFAULT_LANGUAGE])
     position = 0
+    limit = round(MAX_SESSION_SECONDS * sr)
     flex_index = 0
     count = 0
     for section, step in flat_steps(script):
@@ -325,6 +326,13 @@ def layout(
                 raise ScriptError.at(
                     *_place(event.where, script),
                     f"the session has more than {MAX_EVENTS} events; split it into shorter scripts",
+                )
+            if event.end > limit:
+                # Stop here, not after laying out a session of days: the check in
+                # plan_script comes only once every event is placed.
+                raise ScriptError.at(
+                    *_place(event.where, script),
+                    f"the session runs past the limit of {clock(MAX_SESSION_SECONDS)} at this step",
                 )
             yield event
             position = event.end

@@ -389,6 +389,7 @@ class _Reader:
         self.audio_real = [_resolve(Path(d)) for d in audio_dirs]
         self.step_count = 0
         self.work = 0
+        self.idle_memo: dict[int, int | None] = {}  # see _idle_rounds
         self.top_where: Location | None = None
 
     # -- problems --
@@ -1408,6 +1409,18 @@ class _Reader:
                     ),
                 )
             elif isinstance(raw, _RawRepeat):
+                idle = _idle_rounds([raw], self.idle_memo)
+                if idle is not None:
+                    # A body that never emits a step: count its rounds without running
+                    # them (running 200000 empty rounds took over a second).
+                    self.work += idle
+                    if self.work > MAX_EXPANSION_WORK:
+                        self.too_many(
+                            raw.where,
+                            f"the repeats in this script run more than {MAX_EXPANSION_WORK} "
+                            "rounds in all",
+                        )
+                    continue
                 for round_number in range(1, raw.count + 1):
                     self.work += 1
                     if self.work > MAX_EXPANSION_WORK:
@@ -1419,7 +1432,19 @@ class _Reader:
                     inner = {**scope, "n": str(round_number), "count": str(raw.count)}
                     self.expand(raw.steps, inner, voice, out)
             elif isinstance(raw, _RawInclude) and raw.doc is not None:
+                # Counted like a round: files that include a file many times each would
+                # otherwise multiply into millions of visits that emit nothing.
+                idle = _idle_rounds([raw], self.idle_memo)
+                self.work += 1 if idle is None else idle
+                if self.work > MAX_EXPANSION_WORK:
+                    self.too_many(
+                        raw.where,
+                        f"the includes in this script expand more than {MAX_EXPANSION_WORK} "
+                        "times in all",
+                    )
                 # The included file's variables and voice are defaults under the includer's.
+                if idle is not None:
+                    continue  # it emits nothing: counting it was all there was to do
                 sub_scope = {**raw.doc.variables, **scope}
                 sub_voice = {**raw.doc.voice, **voice}
                 for section in raw.doc.sections:
@@ -1457,6 +1482,40 @@ class _Reader:
                 )
                 out.append("{" + part.name + "}")
         return "".join(out)
+
+
+def _idle_rounds(steps: list, memo: dict[int, int | None]) -> int | None:
+    """Rounds (repeat rounds and includes) `steps` would run while emitting no step;
+    None if they may emit one. `memo` (by id of a repeat or an included file, alive
+    for the whole load) keeps a file included from many places from being walked
+    again each time."""
+    rounds = 0
+    for raw in steps:
+        if isinstance(raw, _RawRepeat):
+            if id(raw) not in memo:
+                inner = _idle_rounds(raw.steps, memo)
+                memo[id(raw)] = None if inner is None else raw.count * (1 + inner)
+            step_rounds = memo[id(raw)]
+        elif isinstance(raw, _RawInclude):
+            if raw.doc is None:
+                continue
+            if id(raw.doc) not in memo:
+                total: int | None = 1  # expand() counts an include like a round
+                for section in raw.doc.sections:
+                    inner = _idle_rounds(section.steps, memo)
+                    if inner is None:
+                        total = None
+                        break
+                    total += inner
+                memo[id(raw.doc)] = total
+            step_rounds = memo[id(raw.doc)]
+        else:  # a say, pause, sound or breathe may emit a step
+            return None
+        if step_rounds is None:
+            return None
+        # Past the budget the exact number no longer matters: keep the numbers small.
+        rounds = min(rounds + step_rounds, MAX_EXPANSION_WORK + 1)
+    return rounds
 
 
 def _resolve(path: Path) -> Path:
