@@ -1,0 +1,450 @@
+"""prtvoice against the naive pipeline, side by side in one run (not a test).
+
+    /tmp/dev/bin/python tests/bench/bench.py            # everything (~5 min on 2 cores)
+    /tmp/dev/bin/python tests/bench/bench.py --quick    # 20-minute session only
+
+The naive pipeline is what people use today: one pyttsx3 clip per line
+(`save_to_file` + `runAndWait` into a WAV), glued with pydub's `+=` (clip,
+then `AudioSegment.silent(pause)`), exported once through ffmpeg as MP3.
+prtvoice does the same content (same lines, same pauses, same 84 words a
+minute) and more: gated loudness normalisation with a true-peak ceiling,
+ID3 chapters per section, tags, and LRC + SRT transcripts.
+
+Scripts are generated: distinct lines made from the bundled library's
+sentences (so a cold cache is really cold), a pause after each line, a
+section (chapter) every ten lines, no ambience (the naive pipeline has
+none). Every measured thing runs in its own fresh subprocess, so its peak
+resident memory (the process's own ru_maxrss; ffmpeg and the speech workers
+are separate processes, reported apart) and its wall time are its own.
+Cold runs get an empty PRTVOICE_CACHE; warm runs re-export the same script
+with ONE line changed, against the cache of the cold run. "encoder alone"
+is ffmpeg encoding the same audio (raw float32 from a file) with the same
+settings: the floor an export can approach. `play` is launched into a
+private PulseAudio null sink (tests/pulse.py) and its first sound is the
+first non-silent sample recorded from the sink's monitor, timed from
+process start by the arrival time of the recorded chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+ROOT = TESTS.parent
+PY = sys.executable
+RATE = 0.62  # the library's calm rate: round(135 * 0.62) = 84 words a minute
+WPM = 84
+PAUSE_SECONDS = 5.0
+LINES_PER_SECTION = 10
+SESSIONS = {"20m": 20 * 60, "2h": 120 * 60}
+
+
+# ---------------------------------------------------------------------------
+# Scripts
+
+
+def _sentences() -> list[str]:
+    """Plain sentences from the bundled library (no placeholders, no inline pauses)."""
+    import yaml
+
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "say":
+                    text = value.get("text") if isinstance(value, dict) else value
+                    if isinstance(text, str):
+                        found.extend(_split(text))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((ROOT / "scripts").rglob("*.yaml")):
+        walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+    unique = sorted({s for s in found if 3 <= len(s.split()) <= 18})
+    return unique
+
+
+def _split(text: str) -> list[str]:
+    if "{" in text or "[" in text:
+        return []
+    parts = re.split(r"(?<=[.?!])\s+", " ".join(text.split()))
+    return [p for p in parts if p and p[-1] in ".?!"]
+
+
+def make_lines(seconds: float) -> list[str]:
+    """Distinct lines whose speech plus pauses last about `seconds`."""
+    pool = _sentences()
+    lines: list[str] = []
+    seen: set[str] = set()
+    total = 0.0
+    i = 0
+    while total < seconds:
+        if i < len(pool):
+            line = pool[i]
+        else:  # pair sentences once single ones run out: still all distinct
+            line = pool[i % len(pool)] + " " + pool[(i * 7 + i // len(pool)) % len(pool)]
+        i += 1
+        if line in seen:
+            continue
+        seen.add(line)
+        lines.append(line)
+        # eSpeak at 84 wpm, plus a little margin at each end, then the pause.
+        total += len(line.split()) * 60 / WPM + 0.3 + PAUSE_SECONDS
+    return lines
+
+
+def script_yaml(lines: list[str], *, title: str) -> str:
+    out = [
+        "prtvoice: 1",
+        f"title: {title}",
+        "kind: custom",
+        "summary: Benchmark session.",
+        "voice:",
+        f"  rate: {RATE}",
+        "sections:",
+    ]
+    for index, line in enumerate(lines):
+        if index % LINES_PER_SECTION == 0:
+            out += [f"  - title: Part {index // LINES_PER_SECTION + 1}", "    steps:"]
+        out.append(f"      - say: {json.dumps(line)}")
+        out.append(f"      - pause: {PAUSE_SECONDS:g}s")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Children (each runs in its own process and prints one JSON line)
+
+
+def child_prtvoice(script: str, out: str) -> dict:
+    """What `prtvoice export SCRIPT -o OUT -t lrc,srt` does, with each stage timed."""
+    began = time.perf_counter()
+    from prtvoice import export as exporting
+    from prtvoice import session
+    from prtvoice.config import load_config
+    from prtvoice.encode import format_for
+
+    fmt = format_for("mp3")
+    kinds = ("lrc", "srt")
+    target = Path(out)
+    exporting.check_targets(exporting.target_paths(target, kinds), force=True)
+    options = session.options_from(load_config(), format=fmt.name)
+    script_ = session.load(script)
+    voices = session.voice_bank(load_config(), options)
+    sounds = session.sound_bank(options)
+    timer = {"synth": 0.0, "render": 0.0}
+    prefetch = voices.prefetch
+
+    def timed_prefetch(requests) -> None:
+        t = time.perf_counter()
+        prefetch(requests)
+        timer["synth"] += time.perf_counter() - t
+
+    voices.prefetch = timed_prefetch  # the bank's own method, timed
+    t_plan = time.perf_counter()
+    plan = session.make_plan(script_, voices=voices, sounds=sounds, options=options)
+    plan_seconds = time.perf_counter() - t_plan - timer["synth"]
+    source = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
+
+    def blocks():
+        stream = iter(source())
+        while True:
+            t = time.perf_counter()
+            try:
+                block = next(stream)
+            except StopIteration:
+                timer["render"] += time.perf_counter() - t
+                return
+            timer["render"] += time.perf_counter() - t
+            yield block
+
+    t_export = time.perf_counter()
+    try:
+        result = exporting.export_plan(
+            plan, blocks=blocks, target=target, options=options, force=True, transcripts=kinds
+        )
+    finally:
+        voices.close()
+    export_seconds = time.perf_counter() - t_export
+    return {
+        "audio_seconds": plan.seconds,
+        "setup": t_plan - began,
+        "plan": plan_seconds,
+        "synth": timer["synth"],
+        "render": timer["render"],
+        "encode": export_seconds - timer["render"],
+        "lufs": result.loudness_lufs,
+        "true_peak_db": result.true_peak_db,
+        "passes": 4 if result.limiter_pass else 2,
+    }
+
+
+def child_naive(script: str, out: str) -> dict:
+    """The naive pipeline on the same lines and pauses."""
+    import yaml
+
+    began = time.perf_counter()
+    import pyttsx3
+    from pydub import AudioSegment
+
+    data = yaml.safe_load(Path(script).read_text(encoding="utf-8"))
+    engine = pyttsx3.init()
+    engine.setProperty("rate", WPM)
+    session = AudioSegment.empty()
+    clips = 0
+    with tempfile.TemporaryDirectory(prefix="naive-") as folder:
+        for section in data["sections"]:
+            for step in section["steps"]:
+                if "say" in step:
+                    path = os.path.join(folder, f"{clips}.wav")
+                    clips += 1
+                    engine.save_to_file(step["say"], path)
+                    engine.runAndWait()
+                    # pyttsx3 2.99's runAndWait can return before eSpeak wrote the
+                    # file: run the loop again until it is there (as users learn to).
+                    while not os.path.exists(path):
+                        engine.runAndWait()
+                    clip = AudioSegment.from_wav(path)
+                    session += clip
+                else:
+                    ms = round(float(str(step["pause"]).rstrip("s")) * 1000)
+                    # At the clips' rate (pydub's default 11025 Hz would also resample).
+                    session += AudioSegment.silent(ms, frame_rate=session.frame_rate or 22050)
+        built = time.perf_counter()
+        session.export(out, format="mp3", bitrate="96k")
+    done = time.perf_counter()
+    return {
+        "audio_seconds": len(session) / 1000,
+        "synth_and_concat": built - began,
+        "encode": done - built,
+    }
+
+
+def run_child(kind: str, script: Path, out: Path, env: dict[str, str]) -> dict:
+    """One measured run in a fresh process: its JSON, wall time and peak RSS."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [PY, __file__, "--child", kind, str(script), str(out)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["total"] = wall
+    return result
+
+
+def _child_main(kind: str, script: str, out: str) -> None:
+    result = child_prtvoice(script, out) if kind == "prtvoice" else child_naive(script, out)
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["children_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# ---------------------------------------------------------------------------
+# Other measurements
+
+
+def encoder_alone(mp3: Path, work: Path) -> float:
+    """ffmpeg's own time to encode `mp3`'s audio from raw float32 with export's settings."""
+    from prtvoice.encode import FORMATS, encoder_command
+    from prtvoice.ffmpeg import find_ffmpeg
+
+    ffmpeg = find_ffmpeg()
+    raw = work / "encoder-alone.f32"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-i", str(mp3), "-f", "f32le", "-ac", "1", "-ar", "44100",
+         str(raw)], check=True,
+    )  # fmt: skip
+    command = encoder_command(
+        ffmpeg=ffmpeg, fmt=FORMATS["mp3"], sample_rate=44100, out=work / "encoder-alone.mp3"
+    )
+    command[command.index("pipe:0")] = str(raw)
+    began = time.perf_counter()
+    subprocess.run(command, check=True)
+    seconds = time.perf_counter() - began
+    raw.unlink()
+    return seconds
+
+
+def first_sound(script: Path, env: dict[str, str]) -> float:
+    """Seconds from launching `prtvoice play SCRIPT` to its first sound in a null sink."""
+    import numpy as np
+
+    sys.path.insert(0, str(TESTS))
+    from pulse import PulseSink
+
+    sink = PulseSink().start()
+    try:
+        recorder = sink.record()
+        before = recorder.samples_so_far()
+        began = time.perf_counter()
+        play = subprocess.Popen(
+            [PY, "-m", "prtvoice", "play", str(script)],
+            env={**env, **sink.env}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        found: float | None = None
+        deadline = began + 60
+        while found is None and time.perf_counter() < deadline and play.poll() is None:
+            time.sleep(0.05)  # polling for the recorder; the time comes from chunk arrivals
+            chunks = list(recorder._chunks)
+            ends = list(recorder._ends)
+            data = b"".join(chunks)
+            samples = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
+            loud = np.flatnonzero(np.abs(samples[before:]) > 1e-4)
+            if len(loud):
+                index = before + int(loud[0])
+                found = next(when for when, upto in ends if upto > index) - began
+        play.terminate()  # SIGTERM: the player fades out and remembers its place
+        try:
+            play.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            play.kill()
+            play.wait()
+        recorder.stop(settle=0.1)
+        if found is None:
+            raise SystemExit(f"play made no sound:\n{play.stderr.read().decode()[-2000:]}")
+        return found
+    finally:
+        sink.stop()
+
+
+def startup(argv: list[str], env: dict[str, str], runs: int = 7) -> float:
+    """Median wall time of a short command (fresh process each time)."""
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------
+# The table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the 20-minute session only")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    args = parser.parse_args()
+    sizes = ["20m"] if args.quick else ["20m", "2h"]
+    work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-"))
+    base_env = {
+        **os.environ,
+        "PRTVOICE_CONFIG": str(work / "no-config.yaml"),
+        "PRTVOICE_HOME": str(work / "home"),
+        "PRTVOICE_STATE": str(work / "state"),
+    }
+    figures: dict[str, dict] = {}
+    try:
+        for size in sizes:
+            lines = make_lines(SESSIONS[size])
+            script = work / f"bench-{size}.yaml"
+            script.write_text(script_yaml(lines, title=f"Bench {size}"), encoding="utf-8")
+            edited = work / f"bench-{size}-edited.yaml"
+            changed = list(lines)
+            changed[len(changed) // 2] = "This one line was changed, and only this one."
+            edited.write_text(script_yaml(changed, title=f"Bench {size}"), encoding="utf-8")
+            cache = work / f"cache-{size}"
+            env = {**base_env, "PRTVOICE_CACHE": str(cache)}
+            log(f"{size}: {len(lines)} lines; naive pipeline ...")
+            naive = run_child("naive", script, work / f"naive-{size}.mp3", env)
+            log(f"{size}: prtvoice, cold cache ...")
+            cold = run_child("prtvoice", script, work / f"cold-{size}.mp3", env)
+            log(f"{size}: prtvoice, warm cache, one line changed ...")
+            warm = run_child("prtvoice", edited, work / f"warm-{size}.mp3", env)
+            encoder = encoder_alone(work / f"warm-{size}.mp3", work)
+            log(f"{size}: play, cold cache ...")
+            play_env = {**base_env, "PRTVOICE_CACHE": str(work / f"play-cache-{size}")}
+            play = first_sound(script, play_env)
+            figures[size] = {
+                "lines": len(lines), "naive": naive, "cold": cold, "warm": warm,
+                "encoder_alone": encoder, "play_first_sound": play,
+            }  # fmt: skip
+            if args.json:  # kept as it comes: a later failure loses nothing
+                args.json.write_text(json.dumps(figures, indent=2))
+        cli = [str(Path(PY).with_name("prtvoice"))]
+        figures["startup"] = {
+            "help": startup([*cli, "--help"], base_env),
+            "check": startup([*cli, "check", str(ROOT / "scripts" / "grounding.yaml")], base_env),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    print(table(figures, sizes))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def table(f: dict, sizes: list[str]) -> str:
+    rows = [
+        "| session | pipeline | plan | synthesis | render | loudness + encode | total "
+        "| x real time | peak RSS | vs naive |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in sizes:
+        s = f[size]
+        naive, minutes = s["naive"], s["cold"]["audio_seconds"] / 60
+        label = f"{size} ({minutes:.1f} min, {s['lines']} lines)"
+        rows.append(
+            f"| {label} | naive (pyttsx3 + pydub `+=`) | – | {naive['synth_and_concat']:.2f} s "
+            f"(with concat) | – | {naive['encode']:.2f} s | **{naive['total']:.2f} s** "
+            f"| {naive['audio_seconds'] / naive['total']:.0f}x | {naive['rss_mb']:.0f} MB | 1.0x |"
+        )
+        for name, run in (
+            ("prtvoice, cold cache", s["cold"]),
+            ("prtvoice, warm, 1 line changed", s["warm"]),
+        ):
+            rows.append(
+                f"| {label} | {name} | {run['plan']:.2f} s | {run['synth']:.2f} s "
+                f"| {run['render']:.2f} s | {run['encode']:.2f} s | **{run['total']:.2f} s** "
+                f"| {run['audio_seconds'] / run['total']:.0f}x | {run['rss_mb']:.0f} MB "
+                f"| {naive['total'] / run['total']:.1f}x faster |"
+            )  # fmt: skip
+        rows.append(
+            f"| {label} | ffmpeg encoder alone (same audio) | | | | {s['encoder_alone']:.2f} s "
+            f"| {s['encoder_alone']:.2f} s | | | |"
+        )
+    lines = ["\n".join(rows), ""]
+    for size in sizes:
+        s = f[size]
+        lines.append(f"- `play` {size}, cold cache: first sound {s['play_first_sound']:.2f} s "
+                     "after launch")  # fmt: skip
+        lines.append(f"- warm re-export {size} / encoder alone: "
+                     f"{s['warm']['total'] / s['encoder_alone']:.2f}x")  # fmt: skip
+    if "2h" in sizes:
+        ratio = f["2h"]["cold"]["total"] / f["20m"]["cold"]["total"]
+        length = f["2h"]["cold"]["audio_seconds"] / f["20m"]["cold"]["audio_seconds"]
+        lines.append(f"- 2 h / 20 min export time: {ratio:.2f}x for {length:.2f}x the audio")
+    st = f["startup"]
+    lines.append(f"- `prtvoice --help`: {st['help']:.2f} s; `prtvoice check scripts/grounding.yaml`: "
+                 f"{st['check']:.2f} s (median of 7)")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        _child_main(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        main()
