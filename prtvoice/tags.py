@@ -144,7 +144,7 @@ def write_id3(path: Path, tags: Tags, chapters: Sequence[Chapter]) -> None:
     if tags.language:
         id3.add(TLAN(encoding=3, text=tags.language))
     id3.add(TSSE(encoding=3, text="prtvoice"))
-    ids = [f"chp{index}" for index in range(len(chapters))]
+    ids = _ordered_element_ids([chapter.title for chapter in chapters])
     if chapters:
         id3.add(
             CTOC(
@@ -166,6 +166,24 @@ def write_id3(path: Path, tags: Tags, chapters: Sequence[Chapter]) -> None:
             )
         )
     id3.save(path, v2_version=3)
+
+
+def _ordered_element_ids(titles: Sequence[str]) -> list[str]:
+    """CHAP element ids that keep the frames in chapter order in the file.
+
+    mutagen writes frames of equal priority sorted by their size, which put
+    chapters out of order (ffprobe and some players list CHAP frames in file
+    order, not CTOC order). Padding each id so that id + title grows by one
+    byte per chapter makes the size order the chapter order.
+    """
+    # ID3v2.3 has no UTF-8: mutagen stores the titles as UTF-16.
+    sizes = [len(title.encode("utf-16-le")) for title in titles]
+    longest = max(sizes, default=0)
+    ids = []
+    for index, size in enumerate(sizes):
+        stem = f"chp{index}"
+        ids.append(stem + "-" * (longest - size + index + 12 - len(stem)))
+    return ids
 
 
 def _vorbis_clock(ms: int) -> str:

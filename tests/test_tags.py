@@ -50,6 +50,57 @@ def test_chapters_skip_empty_sections(options, fake_speech, fake_sounds):
     assert "c" in tags.comment and tags.track == (1, 3)
 
 
+def _silent_mp3(path, seconds: int = 3) -> None:
+    pcm = (0.1 * np.sin(np.arange(44100 * seconds) / 10)).astype("<f4").tobytes()
+    subprocess.run(
+        [
+            find_ffmpeg(),
+            "-v",
+            "error",
+            "-f",
+            "f32le",
+            "-ar",
+            "44100",
+            "-ac",
+            "1",
+            "-i",
+            "-",
+            "-c:a",
+            "libmp3lame",
+            str(path),
+        ],
+        input=pcm,
+        check=True,
+    )
+
+
+def test_id3_chapters_stay_in_order_in_the_file(tmp_path):
+    # mutagen sorts frames by size; ffprobe and some players list CHAP frames in
+    # file order, so titles of very different lengths once came out shuffled.
+    mp3 = tmp_path / "order.mp3"
+    _silent_mp3(mp3, seconds=14)
+    titles = [
+        "Arriving",
+        "Five things you can see",
+        "One",
+        "Here and now",
+        "a",
+        "bb",
+        "Two things you can smell",
+        "e",
+        "Ünïcode ✓",
+        "Closing",
+        "x",
+        "yy",
+        "zzz",
+        "w",
+    ]
+    chapters = [Chapter(t, i * 1000, (i + 1) * 1000) for i, t in enumerate(titles)]
+    write_id3(mp3, Tags("Title", "Artist", "Album"), chapters)
+    found = ffprobe(mp3, "-show_chapters")["chapters"]
+    assert [c["tags"]["title"] for c in found] == titles
+
+
 def test_id3_chapters_read_back(tmp_path):
     mp3 = tmp_path / "t.mp3"
     pcm = (0.1 * np.sin(np.arange(44100 * 3) / 10)).astype("<f4").tobytes()
@@ -80,7 +131,9 @@ def test_id3_chapters_read_back(tmp_path):
     id3 = ID3(mp3)
     assert id3.version[:2] == (2, 3)
     assert str(id3["TIT2"]) == "Title" and str(id3["TRCK"]) == "3/4"
-    assert id3.getall("CTOC")[0].child_element_ids == ["chp0", "chp1"]
+    children = id3.getall("CTOC")[0].child_element_ids
+    assert [c.rstrip("-") for c in children] == ["chp0", "chp1"]
+    assert [id3.getall("CHAP")[i].element_id in children for i in range(2)] == [True, True]
     found = ffprobe(mp3, "-show_chapters")["chapters"]
     assert [(c["tags"]["title"], c["start_time"], c["end_time"]) for c in found] == [
         ("Arriving", "0.000000", "1.000000"),
