@@ -1,3 +1,6 @@
-from prtvoice.cli import main
+try:
+    from prtvoice.cli import main
+except KeyboardInterrupt:  # Ctrl-C while still importing: stop quietly, as main() would
+    raise SystemExit(130) from None
 
 main()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prtvoice.errors import VoiceError
+
 CLIP_FORMAT = "clip-v1"  # bump when trimming/fading/resampling changes
 HEADER_BYTES = 44  # the wave module's canonical PCM header
 
@@ -101,9 +103,12 @@ class ClipCache:
     def store(self, key: str, clip: np.ndarray) -> np.ndarray:
         """Write `clip` atomically; returns exactly what a later load() gives."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         pcm = np.round(np.clip(clip.reshape(-1), -1.0, 32767 / 32768) * 32768).astype("<i2")
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
+        except OSError as exc:
+            raise _unwritable(self.root, exc) from exc
         try:
             with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as f:
                 f.setnchannels(1)
@@ -111,10 +116,19 @@ class ClipCache:
                 f.setframerate(self.sample_rate)
                 f.writeframes(pcm.tobytes())
             os.replace(temp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(temp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, a read-only cache folder
+                raise _unwritable(self.root, exc) from exc
             raise
         return (pcm.astype(np.float32) / 32768.0).reshape(-1, 1)
 
     def discard(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+
+def _unwritable(root: Path, exc: OSError) -> VoiceError:
+    return VoiceError(
+        f"cannot store speech in the clip cache {root}: {exc.strerror or exc} "
+        "(free some space, or point PRTVOICE_CACHE at another folder)"
+    )
