@@ -41,13 +41,15 @@ PAUSE_FADE_SECONDS = 0.15
 SEEK_FADE_SECONDS = 0.04
 VOLUME_RAMP_SECONDS = 0.05
 QUEUE_SECONDS = 2.0  # rendered audio held ahead of the device: rides out load spikes
-DEVICE_LATENCY_SECONDS = 0.2  # PortAudio's buffer; 'high' on PulseAudio-ALSA is only ~35 ms
-PREBUFFER_BLOCKS = 2  # blocks ready before the first sample plays
-WATCHDOG_SECONDS = 4.0
+# PortAudio's buffer ('high' on PulseAudio-ALSA is only ~35 ms; 0.2 s still
+# underflowed with two busy processes on a 2-core machine).
+DEVICE_LATENCY_SECONDS = 0.3
+PREBUFFER_BLOCKS = 3  # blocks ready before the first sample plays (~0.56 s)
+WATCHDOG_SECONDS = 4.0  # no callback for this long: the device went away
 # Silence before the first sample: a sound server joining a new stream may
 # drop its first milliseconds (measured: ~3 ms on PulseAudio through ALSA),
 # and the session's first bell should be heard from its very start.
-LEAD_IN_SECONDS = 0.05  # no callback for this long: the device went away
+LEAD_IN_SECONDS = 0.02
 
 
 class BlockSource(Protocol):
@@ -571,7 +573,7 @@ class Controller:
                 self._start_stream()  # a full queue is surely enough to start on
                 continue
         if not self._stream_started.is_set() and (
-            item[1] == "end" or self._queue.qsize() > PREBUFFER_BLOCKS
+            item[1] == "end" or self._queue.qsize() >= PREBUFFER_BLOCKS
         ):
             self._start_stream()
 

@@ -47,7 +47,7 @@ sections:
   - title: Second part
     steps:
       - say: This is the second part, and it goes on for a little while.
-      - pause: 6s
+      - pause: 8s
       - say: The end.
 """
 
@@ -119,7 +119,7 @@ def test_stop_remembers_the_section_and_resume_continues_there(pulse_sink, scrip
     process = prtvoice("play", str(path))
     deadline = time.monotonic() + 60
     # Stop once the second part is being heard (found in the audio, not timed).
-    while locate_or_none(recorder.so_far(), speech) is None:
+    while locate_or_none(recorder.so_far()[-8 * SR :], speech) is None:
         assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
