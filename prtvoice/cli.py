@@ -587,6 +587,10 @@ def play(
             _err("no stopped session of this script is remembered: starting at the beginning")
     config = _config()
     options = session.options_from(config, ambience=ambience)
+    if ambience is not None:
+        from prtvoice.render import resolve_ambience
+
+        resolve_ambience(loaded.ambience, options=options)  # an unknown name fails now
     voices = session.voice_bank(config, options)
     live = LiveSession(loaded, options=options, voices=voices, sounds=session.sound_bank(options),
                        target_seconds=None if minutes is None else minutes * 60.0,

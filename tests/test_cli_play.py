@@ -200,6 +200,7 @@ def test_missing_portaudio_exits_4_and_says_what_to_install(script_dir, tmp_path
         (["--volume", "2"], "--volume must be between 0 and 1"),
         (["--from", "9"], "has sections 1 to 2, not 9"),
         (["--only", "nothing like it"], "has no section 'nothing like it'"),
+        (["--ambience", "no-such-bed"], "unknown ambience 'no-such-bed'"),
     ],
 )
 def test_bad_flags_are_refused_before_any_sound(script_dir, args, message):
