@@ -49,6 +49,7 @@ CODEC_HEADROOM_DB = {"mp3": 0.5, "m4a": 1.0, "opus": 0.6, "ogg": 0.6}
 # The limiter looks at samples; keep them this far under the true-peak ceiling
 # for the peaks between samples (speech from eSpeak has little energy near Nyquist).
 INTERSAMPLE_MARGIN_DB = 0.3
+LOUDNESS_TOLERANCE_LU = 0.05  # a limited export lands this close to the target
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,13 @@ def _fit_limited_gain(
     sample_rate: int,
     progress: Progress | None,
     total: int,
-) -> Loudness:
-    first = decision.gain_db
+) -> tuple[Loudness, tuple[float, float] | None]:
+    """The gain to encode with, and the point (gain, loudness) measured on the way.
+
+    The point is None when the first gain already lands on the target. Otherwise
+    the returned gain is one step on; the encoding pass measures what it sends
+    and `_secant` corrects it if that step missed (a re-encode, rarely needed).
+    """
     got = measure_processed(
         blocks,
         decision,
@@ -164,26 +170,18 @@ def _fit_limited_gain(
         done=frames,
         total=total,
     ).loudness_lufs
-    if not math.isfinite(got) or abs(target - got) <= 0.05:
-        return decision
-    second = first + (target - got)
-    decision = replace(decision, gain_db=second)
-    got2 = measure_processed(
-        blocks,
-        decision,
-        frames=frames,
-        sample_rate=sample_rate,
-        progress=progress,
-        done=2 * frames,
-        total=total,
-    ).loudness_lufs
-    if not math.isfinite(got2) or abs(target - got2) <= 0.05:
-        return decision
+    if not math.isfinite(got) or abs(target - got) <= LOUDNESS_TOLERANCE_LU:
+        return decision, None
+    return replace(decision, gain_db=decision.gain_db + (target - got)), (decision.gain_db, got)
+
+
+def _secant(first: tuple[float, float], second: tuple[float, float], target: float) -> float:
     # Loudness rises by less than the gain once the limiter works: the secant's
     # slope, kept within sane bounds, says by how much.
-    slope = (got2 - got) / (second - first) if second != first else 1.0
+    (g1, got1), (g2, got2) = first, second
+    slope = (got2 - got1) / (g2 - g1) if g2 != g1 else 1.0
     slope = min(1.0, max(0.25, slope))
-    return replace(decision, gain_db=second + (target - got2) / slope)
+    return g2 + (target - got2) / slope
 
 
 def measure_processed(
@@ -249,13 +247,15 @@ def export_plan(
     limiting = False
     measured = measure(blocks, frames=plan.frames, sample_rate=sr, progress=progress, total=total)
     decision = decide_gain(measured, options=options, fmt=fmt)
+    point: tuple[float, float] | None = None
     if decision.limit_db is not None:
         # Limiting takes some loudness off the peaks, the more the higher the
         # gain. Measure the limited stream (loudness only, no encoding) and
-        # correct the gain: one step, then a secant step from the two points.
+        # correct the gain by one step; the encoding pass measures the result,
+        # and only if it missed is the file encoded again (a secant step).
         limiting = True
-        total = 4 * plan.frames
-        decision = _fit_limited_gain(
+        total = 3 * plan.frames
+        decision, point = _fit_limited_gain(
             blocks,
             decision,
             target=options.loudness_lufs,
@@ -267,13 +267,6 @@ def export_plan(
     measured_at = time.perf_counter()
     encoded_from = total - plan.frames
 
-    gain = from_db(decision.gain_db)
-    limiter = (
-        PeakLimiter(ceiling=from_db(decision.limit_db), sample_rate=sr)
-        if decision.limit_db is not None
-        else None
-    )
-    meter = StreamMeter(sample_rate=sr)
     with tempfile.TemporaryDirectory(prefix="prtvoice-") as scratch:
         metadata = None
         if fmt.chapters in ("ffmetadata", "vorbis"):
@@ -290,19 +283,20 @@ def export_plan(
                 metadata_file=metadata,
                 tags=tags.as_ffmpeg() if fmt.chapters == "none" else None,
             )
-            with Encoder(command) as encoder:
-                done = 0
-                for block in blocks():
-                    # float32 multiply: the same rounding every run (deterministic files).
-                    block = block * np.float32(gain)
-                    if limiter is not None:
-                        block = limiter.process(block)
-                    _send(encoder, meter, block)
-                    done += len(block)
-                    if progress:
-                        progress(encoded_from + min(done, plan.frames), total)
-                if limiter is not None:
-                    _send(encoder, meter, limiter.finish())
+            while True:
+                result, limiter = _encode(
+                    blocks, decision, command=command, frames=plan.frames, sample_rate=sr,
+                    progress=progress, done=encoded_from, total=total,
+                )  # fmt: skip
+                got = result.loudness_lufs
+                if point is None or not math.isfinite(got):
+                    break
+                if abs(options.loudness_lufs - got) <= LOUDNESS_TOLERANCE_LU:
+                    break
+                gain_db = _secant(point, (decision.gain_db, got), options.loudness_lufs)
+                point = None  # one correction, as before: the secant lands it
+                decision = replace(decision, gain_db=gain_db)
+                encoded_from, total = total, total + plan.frames
             if fmt.chapters == "id3":
                 write_id3(out.partial, tags, chapters)
             elif fmt.chapters == "vorbis" and chapters:
@@ -317,7 +311,6 @@ def export_plan(
         for kind in transcripts
     ]
     finished = time.perf_counter()
-    result = meter.result()
     return ExportResult(
         path=target,
         format=fmt.name,
@@ -334,6 +327,37 @@ def export_plan(
         measure_seconds=measured_at - started,
         encode_seconds=finished - measured_at,
     )
+
+
+def _encode(
+    blocks: BlockSource,
+    decision: Loudness,
+    *,
+    command: list[str],
+    frames: int,
+    sample_rate: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> tuple[Measurement, PeakLimiter | None]:
+    """One pass: gain, limiter, into ffmpeg, measuring exactly what goes out."""
+    gain = np.float32(from_db(decision.gain_db))
+    limiter = _limiter(decision, sample_rate)
+    meter = StreamMeter(sample_rate=sample_rate)
+    with Encoder(command) as encoder:
+        count = 0
+        for block in blocks():
+            # float32 multiply: the same rounding every run (deterministic files).
+            block = block * gain
+            if limiter is not None:
+                block = limiter.process(block)
+            _send(encoder, meter, block)
+            count += len(block)
+            if progress:
+                progress(done + min(count, frames), total)
+        if limiter is not None:
+            _send(encoder, meter, limiter.finish())
+    return meter.result(), limiter
 
 
 def _send(encoder: Encoder, meter: StreamMeter, block: np.ndarray) -> None:
