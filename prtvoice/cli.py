@@ -12,7 +12,7 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional  # noqa: UP035 - Typer reads these at run time
+from typing import Annotated, Optional
 
 import typer
 
