@@ -199,3 +199,25 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def replace_small_file(path: Path, text: str) -> None:
+    """Write a small settings or state file whole: temp file, fsync, os.replace.
+
+    For files that prtvoice alone owns (config, resume positions, voice lists):
+    the last writer wins and a reader never sees half a file. Creates the
+    folder. OSError propagates: the caller knows what the file is for.
+    """
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

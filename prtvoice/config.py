@@ -7,8 +7,6 @@ file, the key and, where known, its line:col.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -143,15 +141,9 @@ def save_config(config: Config, path: Path | None = None) -> None:
             value = list(value)
         data[f.name] = value
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True) if data else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-config-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from prtvoice.atomic import replace_small_file
+
+    replace_small_file(path, text)
 
 
 replace = dataclasses.replace  # `prtvoice config set` varies a Config with this

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from prtvoice import paths
+from prtvoice.atomic import replace_small_file
 
 FILE_NAME = "positions.json"
 
@@ -52,17 +51,7 @@ def _read_all(file: Path) -> dict:
 
 
 def _write_all(file: Path, data: dict) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".positions-", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, file)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_small_file(file, json.dumps(data, indent=1, sort_keys=True))
 
 
 def save(script_id: str, path: Path, *, section: int, title: str, frame: int) -> None:

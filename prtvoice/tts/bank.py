@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import threading
 from collections import OrderedDict, deque
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prtvoice.atomic import replace_small_file
 from prtvoice.errors import VoiceError
 from prtvoice.names import DEFAULT_LANGUAGE
 from prtvoice.script import VoiceSettings
@@ -144,7 +144,7 @@ class VoiceBank:
             "voices": [[v.id, v.name, list(v.languages)] for v in self._voices],
             "variants": self._variants,
         }
-        _write_atomic(path, json.dumps(data))
+        replace_small_file(path, json.dumps(data))
 
     def voices(self) -> list[VoiceInfo]:
         """The engine's voices (from the cache when known)."""
@@ -354,15 +354,3 @@ class VoiceBank:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
