@@ -9,7 +9,6 @@ absence is a warning: `prtvoice export` still makes files to play elsewhere.
 from __future__ import annotations
 
 import ctypes.util
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,31 +56,39 @@ _FIXES = {
 
 
 def check_tts() -> Check:
+    """Speak a word with the default voice, through the same path a session uses."""
     from prtvoice.config import load_config
-    from prtvoice.tts import make_engine
+    from prtvoice.names import DEFAULT_LANGUAGE
+    from prtvoice.options import Options
+    from prtvoice.script import VoiceSettings
+    from prtvoice.tts import VoiceBank, make_engine
 
     engine = make_engine(load_config())
-    voices = engine.voices()
-    if not voices:
-        return Check(
-            "text-to-speech", False, f"{engine.version}: no voices", _FIXES["text-to-speech"]
-        )
-    detail = f"{engine.version}, {len(voices)} voices"
+    describe = getattr(engine, "describe", None)
     with tempfile.TemporaryDirectory(prefix="prtvoice-doctor-") as scratch:
-        out = Path(scratch) / "hello.wav"
-        voice = next((v for v in voices if "en" in v.id.lower()), voices[0])
-        engine.synthesize("Hello.", voice_id=voice.id, rate=1.0, volume=1.0, out=out)
-        size = out.stat().st_size if out.exists() else 0
-    if size <= 44:
-        return Check(
-            "text-to-speech",
-            False,
-            f"{detail}; the voice {voice.id} made no audio",
-            _FIXES["text-to-speech"],
+        bank = VoiceBank(
+            engine=engine, cache_dir=Path(scratch), sample_rate=Options().sample_rate, jobs=1
         )
-    library = os.environ.get("PRTVOICE_ESPEAK_LIBRARY") or ctypes.util.find_library("espeak-ng")
-    where = f"; eSpeak NG library: {library}" if library else ""
-    return Check("text-to-speech", True, f"{detail}; {voice.id} speaks{where}")
+        try:
+            voices = bank.voices()
+            if not voices:
+                return Check(
+                    "text-to-speech",
+                    False,
+                    f"{engine.version}: no voices",
+                    _FIXES["text-to-speech"],
+                )
+            voice_id = bank.resolve(VoiceSettings(), DEFAULT_LANGUAGE)
+            frames = len(bank.clip("Hello.", VoiceSettings(), DEFAULT_LANGUAGE))
+            detail = describe() if describe else engine.version
+        finally:
+            bank.close()
+    seconds = frames / Options().sample_rate
+    return Check(
+        "text-to-speech",
+        True,
+        f"{detail}; {len(voices)} voices; the default voice {voice_id} speaks ({seconds:.1f} s)",
+    )
 
 
 def check_ffmpeg() -> list[Check]:
