@@ -29,7 +29,11 @@ from prtvoice.tts.engine import Engine, VoiceInfo
 from prtvoice.tts.voices import default_voice, find_voice
 
 Request = tuple[str, VoiceSettings, str]
-MEMORY_BYTES = 64 * 1024 * 1024
+# Clips kept in memory (LRU). Small on purpose: an export streams through a
+# session's clips in order, three times, so a bigger cache never hits there
+# (measured: 64 MB raised a 20-minute export's peak RSS from 125 to 193 MB);
+# what repeats (cue words, a refrain) stays, and the disk cache is fast.
+MEMORY_BYTES = 8 * 1024 * 1024
 
 
 class _Job:
