@@ -190,7 +190,7 @@ def child_prtvoice(script: str, out: str) -> dict:
         "encode": export_seconds - timer["render"],
         "lufs": result.loudness_lufs,
         "true_peak_db": result.true_peak_db,
-        "passes": 4 if result.limiter_pass else 2,
+        "limited": result.limiter_pass,  # 3 passes (measure, fit, encode) when limited
     }
 
 
