@@ -446,6 +446,13 @@ class Controller:
         self._done.set()
 
     def _finished(self) -> None:
+        # PortAudio also ends the stream on its own when the device fails (a sound
+        # server that went away): that is an error, not the listener's stop.
+        if self._mode != _DONE and self._error is None and not self._closing.is_set():
+            self._error = AudioDeviceError(
+                "the audio device stopped playing (was it unplugged, or did the sound "
+                f"server stop?): {_device_hint()}"
+            )
         self._done.set()
 
     # -- commands ----------------------------------------------------------
