@@ -277,6 +277,7 @@ def _wait_for(predicate, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("moment", ["starting", "synthesizing", "encoding"])
 def test_interrupted_export(script, env, tmp_path, how, moment):
@@ -313,6 +314,7 @@ def test_interrupted_export(script, env, tmp_path, how, moment):
     assert_cache_consistent(cache)
 
 
+@pytest.mark.slow
 def test_two_exports_to_one_target(script, env, tmp_path):
     target = tmp_path / "out.wav"  # a fast encoder: the race is at the commit
     warm = run(["outline", script], env)  # synthesize once, so both race on the encode

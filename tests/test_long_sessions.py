@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 
 CHILD = """
@@ -81,6 +83,7 @@ def run_child(minutes: float, mode: str, *extra: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_peak_memory_is_flat_from_10_minutes_to_2_hours():
     short = run_child(10, "measure")
     long = run_child(120, "measure")
