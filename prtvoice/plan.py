@@ -332,7 +332,7 @@ def layout(
                 # plan_script comes only once every event is placed.
                 raise ScriptError.at(
                     *_place(event.where, script),
-                    f"the session runs past the limit of {clock(MAX_SESSION_SECONDS)} at this step",
+                    f"the session runs over the limit of {clock(MAX_SESSION_SECONDS)} at this step",
                 )
             yield event
             position = event.end

@@ -263,7 +263,7 @@ def test_session_length_limit_is_the_planners(script_dir):
     assert names.MAX_SESSION_SECONDS == 4 * 3600
     path = script_with(script_dir, steps("{repeat: 5, steps: [{pause: 50m}]}"))
     assert runner.invoke(app, ["check", str(path)]).exit_code == 0
-    refused("outline", path, r"7:\d+", "the session runs past the limit of 4:00:00 at this step")
+    refused("outline", path, r"7:\d+", "the session runs over the limit of 4:00:00 at this step")
 
 
 def test_event_limit_is_the_planners(script_dir):
