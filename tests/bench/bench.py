@@ -400,7 +400,7 @@ def log(message: str) -> None:
 def table(f: dict, sizes: list[str]) -> str:
     rows = [
         "| session | pipeline | plan | synthesis | render | loudness + encode | total "
-        "| x real time | peak RSS | vs naive |",
+        "| x real time | peak RSS | speed vs naive |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for size in sizes:
@@ -420,7 +420,7 @@ def table(f: dict, sizes: list[str]) -> str:
                 f"| {label} | {name} | {run['plan']:.2f} s | {run['synth']:.2f} s "
                 f"| {run['render']:.2f} s | {run['encode']:.2f} s | **{run['total']:.2f} s** "
                 f"| {run['audio_seconds'] / run['total']:.0f}x | {run['rss_mb']:.0f} MB "
-                f"| {naive['total'] / run['total']:.1f}x faster |"
+                f"| {naive['total'] / run['total']:.1f}x |"
             )  # fmt: skip
         rows.append(
             f"| {label} | ffmpeg encoder alone (same audio) | | | | {s['encoder_alone']:.2f} s "
