@@ -1,0 +1,72 @@
+"""How soon `prtvoice play` makes its first sound (not a test): a small matrix.
+
+Scripts are the bench's (tests/bench/bench.py: distinct lines, 5 s pauses),
+20 minutes and 2 hours, opening with speech as generated or with a bell
+prepended. Each is played cold (an empty clip cache) and warm (the same
+cache again), into a private PulseAudio null sink, and the first sound is
+timed from launch to the first non-silent sample recorded (the bench's own
+`first_sound`). Prints one line per case and the median of `--runs`.
+
+    /tmp/dev/bin/python tests/bench/bench_play.py [--runs 3] [--sizes 20m,2h]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench  # noqa: E402  (the bench's scripts and measurement)
+
+
+def bell_first(text: str) -> str:
+    """The same script with a bell as its first step."""
+    return text.replace("    steps:\n", "    steps:\n      - sound: soft-bell\n", 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="20m,2h")
+    parser.add_argument("--openings", default="speech,bell")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-play-"))
+    base_env = {
+        **os.environ,
+        "PRTVOICE_CONFIG": str(work / "no-config.yaml"),
+        "PRTVOICE_HOME": str(work / "home"),
+        "PRTVOICE_STATE": str(work / "state"),
+    }
+    try:
+        for size in args.sizes.split(","):
+            text = bench.script_yaml(bench.make_lines(bench.SESSIONS[size]), title=f"Bench {size}")
+            for opening in args.openings.split(","):
+                script = work / f"{size}-{opening}.yaml"
+                script.write_text(text if opening == "speech" else bell_first(text), "utf-8")
+                cold, warm = [], []
+                for run in range(args.runs):
+                    env = {
+                        **base_env,
+                        "PRTVOICE_CACHE": str(work / f"cache-{size}-{opening}-{run}"),
+                    }
+                    cold.append(bench.first_sound(script, env))
+                    warm.append(bench.first_sound(script, env))
+                print(
+                    f"{size:>3} {opening:<6} cold {statistics.median(cold):.3f} s "
+                    f"({' '.join(f'{x:.2f}' for x in cold)})  warm {statistics.median(warm):.3f} s "
+                    f"({' '.join(f'{x:.2f}' for x in warm)})",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
