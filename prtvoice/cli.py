@@ -431,7 +431,8 @@ def export(
                 + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
                 force=force,
             )
-    options = session.options_from(_config(), format=chosen.name)
+    # Exports plan, render and encode at the speech's own rate (Options.for_export).
+    options = session.options_from(_config(), format=chosen.name).for_export()
     preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
                                         vars_file=vars_file, minutes=minutes)
     show = not quiet and sys.stderr.isatty()

@@ -8,12 +8,14 @@ Formats and their calm-speech defaults (mono):
 
 | format | encoder | default | rate |
 | --- | --- | --- | --- |
-| mp3 | libmp3lame | 96 kbit/s CBR | 44.1 kHz |
-| m4a | aac (ffmpeg's native) | 96 kbit/s | 44.1 kHz |
+| mp3 | libmp3lame | 96 kbit/s CBR | the session's (export: 22.05 kHz, MPEG-2 Layer III) |
+| m4a | aac (ffmpeg's native) | 96 kbit/s | the session's |
 | opus | libopus | 48 kbit/s | 48 kHz (Opus's own rate) |
-| ogg | libvorbis, else ffmpeg's native vorbis | 96 kbit/s | 44.1 kHz |
-| flac | flac | lossless, 16-bit | 44.1 kHz |
-| wav | pcm_s16le | 16-bit PCM | 44.1 kHz |
+| ogg | libvorbis, else ffmpeg's native vorbis | 96 kbit/s | 44.1 kHz (libvorbis refuses 96k at 22.05 kHz) |
+| flac | flac | lossless, 16-bit | the session's |
+| wav | pcm_s16le | 16-bit PCM | the session's |
+
+When a format has its own rate, ffmpeg resamples to it while encoding.
 """
 
 from __future__ import annotations
@@ -72,7 +74,16 @@ FORMATS: dict[str, Format] = {
         extra=("-application", "audio"),
         chapters="vorbis",
     ),
-    "ogg": Format("ogg", ".ogg", "ogg", ("libvorbis", "vorbis"), "96k", chapters="vorbis"),
+    # libvorbis allows at most ~80 kbit/s for 22.05 kHz mono: keep 96k at 44.1 kHz.
+    "ogg": Format(
+        "ogg",
+        ".ogg",
+        "ogg",
+        ("libvorbis", "vorbis"),
+        "96k",
+        sample_rate=44100,
+        chapters="vorbis",
+    ),
     "flac": Format(
         "flac",
         ".flac",

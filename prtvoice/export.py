@@ -392,6 +392,7 @@ Prepare = Callable[[str], Prepared]
 class ScriptPreparer:
     """The usual Prepare: load SCRIPT with the user's values, build the banks, plan it.
 
+    Plans at `options.for_export()` (the export rate, whatever `options` says).
     A plain dataclass, so it pickles into batch worker processes.
     """
 
@@ -404,17 +405,18 @@ class ScriptPreparer:
         from prtvoice import session
         from prtvoice.config import load_config
 
+        options = self.options.for_export()
         script = session.load(source, sets=dict(self.sets), vars_file=self.vars_file)
-        voices = session.voice_bank(load_config(), self.options)
+        voices = session.voice_bank(load_config(), options)
         try:
-            sounds = session.sound_bank(self.options)
+            sounds = session.sound_bank(options)
             plan = session.make_plan(
-                script, voices=voices, sounds=sounds, options=self.options, minutes=self.minutes
+                script, voices=voices, sounds=sounds, options=options, minutes=self.minutes
             )
         except BaseException:
             voices.close()
             raise
-        blocks = blocks_from_plan(plan, voices=voices, sounds=sounds, options=self.options)
+        blocks = blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
         return Prepared(plan, blocks, voices.close)
 
 

@@ -5,9 +5,13 @@ Vary it with ``dataclasses.replace``; never pass loose audio settings around.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SAMPLE_RATE = 44100  # eSpeak NG speaks at 22050 Hz: an exact 2x, and every player takes 44.1 kHz
+# Exports are made at eSpeak NG's own rate: half the samples to render, measure and
+# encode, no resampling of speech, and MP3 (MPEG-2 Layer III), AAC, FLAC and WAV at
+# 22.05 kHz play everywhere (Opus resamples to its own 48 kHz in ffmpeg).
+EXPORT_SAMPLE_RATE = 22050
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class Options:
     artist: str = "prtvoice"
     album: str = "prtvoice"
     seed: int = 0  # noise seed: the same plan renders to the same samples
+    export_sample_rate: int = EXPORT_SAMPLE_RATE  # the rate `for_export()` switches to
+
+    def for_export(self) -> Options:
+        """These options at `export_sample_rate`: what `export` plans and renders with."""
+        return replace(self, sample_rate=self.export_sample_rate)
 
     def frames(self, seconds: float) -> int:
         """Seconds to a whole number of frames at this rate (round half to even)."""

@@ -26,16 +26,19 @@ from prtvoice.ffmpeg import find_ffmpeg
 from prtvoice.options import Options
 from prtvoice.sounds import SoundBank
 
-SR = 44100
-# Largest codec frame (samples at 44.1 kHz) by which a lossy file may differ.
+# Exports run at the export rate (eSpeak's own 22.05 kHz); every length below is
+# counted in samples of the plan's own rate.
+SR = Options().export_sample_rate
+# Largest codec frame (samples) by which a lossy file may differ.
 FRAME = {"mp3": 1152, "m4a": 1024, "opus": 960, "ogg": 2048, "flac": 0, "wav": 0}
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
     """One real plan (~26 s: bell, eSpeak speech, pauses, breathing tones) and its blocks."""
-    options = Options()
-    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"))
+    options = Options().for_export()
+    assert options.sample_rate == SR
+    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"), sample_rate=SR)
     sounds = SoundBank(sample_rate=SR)
     plan = make_plan(session_script(2), voices, sounds, options)
     blocks = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
@@ -55,7 +58,7 @@ def test_every_format_on_the_decoded_audio(real, tmp_path, fmt):
     )
     assert result.path == target and target.is_file()
     assert not list(tmp_path.glob(".*partial*"))
-    x = decode(target)
+    x = decode(target, sample_rate=plan.sample_rate)
     # Length: to the sample for lossless, within a codec frame for lossy.
     assert abs(len(x) - plan.frames) <= FRAME[fmt]
     # ffprobe counts an MP3's encoder delay (its start_time, from the LAME tag that
@@ -111,7 +114,7 @@ def test_imageio_ffmpeg_exports_too(real, tmp_path, monkeypatch):
             exporting.export_plan(
                 plan, blocks=blocks, target=target, options=replace(options, format=fmt)
             )
-            assert abs(len(decode(target)) - plan.frames) <= FRAME[fmt]
+            assert abs(len(decode(target, sample_rate=SR)) - plan.frames) <= FRAME[fmt]
             assert len(ffprobe(target, "-show_chapters")["chapters"]) == len(plan.sections)
     finally:
         find_ffmpeg.cache_clear()
@@ -145,7 +148,7 @@ def test_existing_target_refused_before_any_work_and_replaced_with_force(real, t
     exporting.export_plan(
         plan, blocks=counting, target=target, options=replace(options, format="wav"), force=True
     )
-    assert len(decode(target)) == plan.frames
+    assert len(decode(target, sample_rate=SR)) == plan.frames
 
 
 def test_a_failure_mid_encode_keeps_the_old_file_and_leaves_no_partial(real, tmp_path):

@@ -143,7 +143,7 @@ def child_prtvoice(script: str, out: str) -> dict:
     kinds = ("lrc", "srt")
     target = Path(out)
     exporting.check_targets(exporting.target_paths(target, kinds), force=True)
-    options = session.options_from(load_config(), format=fmt.name)
+    options = session.options_from(load_config(), format=fmt.name).for_export()
     script_ = session.load(script)
     voices = session.voice_bank(load_config(), options)
     sounds = session.sound_bank(options)
@@ -183,6 +183,7 @@ def child_prtvoice(script: str, out: str) -> dict:
     export_seconds = time.perf_counter() - t_export
     return {
         "audio_seconds": plan.seconds,
+        "sample_rate": plan.sample_rate,
         "setup": t_plan - began,
         "plan": plan_seconds,
         "synth": timer["synth"],
@@ -261,19 +262,22 @@ def _child_main(kind: str, script: str, out: str) -> None:
 # Other measurements
 
 
-def encoder_alone(mp3: Path, work: Path) -> float:
-    """ffmpeg's own time to encode `mp3`'s audio from raw float32 with export's settings."""
+def encoder_alone(mp3: Path, work: Path, *, rate: int) -> float:
+    """ffmpeg's own time to encode `mp3`'s audio from raw float32 with export's settings.
+
+    `rate` is the export's own sample rate, so the encoder gets the same samples.
+    """
     from prtvoice.encode import FORMATS, encoder_command
     from prtvoice.ffmpeg import find_ffmpeg
 
     ffmpeg = find_ffmpeg()
     raw = work / "encoder-alone.f32"
     subprocess.run(
-        [ffmpeg, "-v", "error", "-y", "-i", str(mp3), "-f", "f32le", "-ac", "1", "-ar", "44100",
+        [ffmpeg, "-v", "error", "-y", "-i", str(mp3), "-f", "f32le", "-ac", "1", "-ar", str(rate),
          str(raw)], check=True,
     )  # fmt: skip
     command = encoder_command(
-        ffmpeg=ffmpeg, fmt=FORMATS["mp3"], sample_rate=44100, out=work / "encoder-alone.mp3"
+        ffmpeg=ffmpeg, fmt=FORMATS["mp3"], sample_rate=rate, out=work / "encoder-alone.mp3"
     )
     command[command.index("pipe:0")] = str(raw)
     began = time.perf_counter()
@@ -371,7 +375,8 @@ def main() -> None:
             cold = run_child("prtvoice", script, work / f"cold-{size}.mp3", env)
             log(f"{size}: prtvoice, warm cache, one line changed ...")
             warm = run_child("prtvoice", edited, work / f"warm-{size}.mp3", env)
-            encoder = encoder_alone(work / f"warm-{size}.mp3", work)
+            rate = warm.get("sample_rate", 44100)
+            encoder = encoder_alone(work / f"warm-{size}.mp3", work, rate=rate)
             log(f"{size}: play, cold cache ...")
             play_env = {**base_env, "PRTVOICE_CACHE": str(work / f"play-cache-{size}")}
             play = first_sound(script, play_env)
