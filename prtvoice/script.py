@@ -31,7 +31,15 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 from prtvoice import names
-from prtvoice.errors import InputError, Problem, ScriptError
+from prtvoice.durations import (
+    DURATION_HINT,
+    NUMBER_PATTERN,
+    DurationProblem,
+    length_text,
+    seconds_of,
+    show,
+)
+from prtvoice.errors import Problem, ScriptError
 from prtvoice.yamlsafe import YMap, YNode, YScalar, YSeq, read_yaml
 
 
@@ -111,7 +119,7 @@ class Breathe:
     where: Location
 
     @property
-    def cycle_seconds(self) -> float:
+    def cycleseconds_of(self) -> float:
         return self.inhale + self.hold + self.exhale + self.hold_after
 
 
@@ -189,110 +197,11 @@ TOP_KEYS = (
 )  # fmt: skip
 
 
-# ----- durations -------------------------------------------------------------
-
-_UNITS = {
-    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
-    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-    "ms": 0.001, "msec": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
-}  # fmt: skip
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_DURATION_PART = re.compile(rf"\s*({_NUMBER})\s*([a-zA-Z]+)\s*")
-_BARE_NUMBER = re.compile(rf"\s*({_NUMBER})\s*")
-DURATION_HINT = "write it like 5s, 750ms, 2m, 1m30s or 1h"
-
-
-class _DurationProblem(Exception):
-    def __init__(self, message: str, hint: str | None = DURATION_HINT):
-        super().__init__(message)
-        self.message, self.hint = message, hint
-
-
-def parse_duration(text: str | int | float) -> float:
-    """Seconds in a duration: `3s`, `1.5s`, `750ms`, `2m`, `1m30s`, `1h5m`, `5 s`, `90`.
-
-    A bare number is seconds; units go from large to small, each once
-    (`1m30s`, not `30s1m`); long unit names (`min`, `sec`, `hours`) work too.
-    Returns a finite float >= 0 (zero is allowed here: callers that need a
-    length check for it). Raises InputError with a message a person can act
-    on for anything else (negative, NaN, not a duration).
-    """
-    try:
-        return _seconds(text)
-    except _DurationProblem as problem:
-        hint = f"; {problem.hint}" if problem.hint else ""
-        raise InputError(problem.message + hint) from None
-
-
-def _seconds(text: object) -> float:
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise _DurationProblem(f"{_show(text)} is not a duration")
-    if isinstance(text, (int, float)):
-        try:
-            seconds = float(text)
-        except OverflowError:
-            raise _DurationProblem(f"{_show(text)} seconds is far too long", None) from None
-        if not math.isfinite(seconds):
-            raise _DurationProblem(f"{_show(text)} is not a duration")
-        if seconds < 0:
-            raise _DurationProblem(f"a duration cannot be negative: {_show(text)}", None)
-        return seconds
-    stripped = text.strip()
-    if stripped.startswith("-"):
-        raise _DurationProblem(f"a duration cannot be negative: {_show(stripped)}", None)
-    if stripped.startswith("+"):
-        stripped = stripped[1:]
-    bare = _BARE_NUMBER.fullmatch(stripped)
-    if bare:
-        return float(bare.group(1))
-    total, position, last_scale = 0.0, 0, math.inf
-    while position < len(stripped):
-        part = _DURATION_PART.match(stripped, position)
-        if not part or part.group(2).lower() not in _UNITS:
-            raise _DurationProblem(f"{_show(stripped)} is not a duration")
-        scale = _UNITS[part.group(2).lower()]
-        if scale >= last_scale:
-            raise _DurationProblem(
-                f"{_show(stripped)} is not a duration",
-                "write the units from large to small, each once, like 1h5m or 1m30s",
-            )
-        last_scale = scale
-        total += float(part.group(1)) * scale
-        position = part.end()
-    if position == 0:
-        raise _DurationProblem("an empty text is not a duration")
-    return total
-
-
-def _show(value: object) -> str:
-    """A value quoted for a message, cut short: a hostile script may hold megabytes."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    if not isinstance(value, str):
-        return text
-    return f"'{text}'" if text.isprintable() else repr(text)
-
-
 def _kind(node: YNode) -> str:
     """What a node is, for a message: empty, a list, a mapping, or its text."""
     if isinstance(node, YScalar):
-        return "empty" if node.value is None else _show(node.raw)
+        return "empty" if node.value is None else show(node.raw)
     return f"a {node.kind}"
-
-
-def _length(seconds: float) -> str:
-    """Seconds as a person reads a length in a message: 90 s -> 1m30s."""
-    if seconds < 60:
-        return f"{seconds:g}s"
-    if seconds >= 1000 * 3600:
-        return "over 1000h"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text + (f"{secs}s" if secs else "")
 
 
 # ----- the first pass: files to raw steps ------------------------------------
@@ -513,7 +422,7 @@ class _Reader:
                     self.problem(
                         file,
                         keys["kind"],
-                        f"unknown kind {_show(value)}",
+                        f"unknown kind {show(value)}",
                         _did_you_mean(kind, names.KINDS) or _one_of(names.KINDS),
                     )
         if "language" in keys:
@@ -525,7 +434,7 @@ class _Reader:
                     self.problem(
                         file,
                         keys["language"],
-                        f"{_show(value)} is not a language code",
+                        f"{show(value)} is not a language code",
                         "write a code like en, de or en-gb",
                     )
         if "duration" in keys:
@@ -561,7 +470,7 @@ class _Reader:
                     if lowered in allowed
                     else _did_you_mean(name, allowed) or _one_of(allowed)
                 )
-                self.problem(file, key, f"unknown {what} {_show(name)}", hint)
+                self.problem(file, key, f"unknown {what} {show(name)}", hint)
                 continue
             found[name] = value
         return found
@@ -590,7 +499,7 @@ class _Reader:
             except ValueError:
                 value = None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            shown = node.kind if not isinstance(node, YScalar) else _show(node.raw)
+            shown = node.kind if not isinstance(node, YScalar) else show(node.raw)
             self.problem(
                 file, node, f"`{what}` must be a number from {low:g} to {high:g}, not {shown}"
             )
@@ -601,7 +510,7 @@ class _Reader:
             number = math.inf
         if not (math.isfinite(number) and low <= number <= high):
             self.problem(
-                file, node, f"`{what}` must be from {low:g} to {high:g}, not {_show(node.raw)}"
+                file, node, f"`{what}` must be from {low:g} to {high:g}, not {show(node.raw)}"
             )
             return None
         return number
@@ -613,13 +522,11 @@ class _Reader:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            shown = node.kind if not isinstance(node, YScalar) else _show(node.raw)
+            shown = node.kind if not isinstance(node, YScalar) else show(node.raw)
             self.problem(file, node, f"`{what}` must be a whole number, not {shown}")
             return None
         if not low <= value <= high:
-            self.problem(
-                file, node, f"`{what}` must be from {low} to {high}, not {_show(node.raw)}"
-            )
+            self.problem(file, node, f"`{what}` must be from {low} to {high}, not {show(node.raw)}")
             return None
         return value
 
@@ -638,7 +545,7 @@ class _Reader:
             shown = (
                 "empty"
                 if isinstance(node, YScalar) and node.value is None
-                else (_show(node.raw) if isinstance(node, YScalar) else f"a {node.kind}")
+                else (show(node.raw) if isinstance(node, YScalar) else f"a {node.kind}")
             )
             self.problem(file, node, f"the {what} must be a duration, not {shown}", DURATION_HINT)
             return None
@@ -659,8 +566,8 @@ class _Reader:
         elif not isinstance(value, (int, float)):  # a date
             value = node.raw
         try:
-            seconds = _seconds(value)
-        except _DurationProblem as exc:
+            seconds = seconds_of(value)
+        except DurationProblem as exc:
             self.problem(file, node, f"{what}: {exc.message}", exc.hint)
             return None
         if seconds == 0 and not zero_ok:
@@ -670,7 +577,7 @@ class _Reader:
             self.problem(
                 file,
                 node,
-                f"a {what} of {_length(seconds)} is over the limit of {_length(maximum)}",
+                f"a {what} of {length_text(seconds)} is over the limit of {length_text(maximum)}",
             )
             return None
         return seconds, flexible
@@ -682,7 +589,7 @@ class _Reader:
                 self.problem(
                     file,
                     node,
-                    f"format version {_show(node.value)} is not supported",
+                    f"format version {show(node.value)} is not supported",
                     f"this prtvoice reads `prtvoice: {names.FORMAT_VERSION}`",
                 )
             return
@@ -703,7 +610,7 @@ class _Reader:
             self.problem(
                 file,
                 node,
-                f"the id {_show(value)} may hold only lower-case letters, "
+                f"the id {show(value)} may hold only lower-case letters, "
                 "digits and dashes, starting with a letter or digit",
                 f"like {_slug(value)!r}",
             )
@@ -747,7 +654,7 @@ class _Reader:
             return found
         for key, value in node.items:
             if not isinstance(key, YScalar) or not VARIABLE_PATTERN.fullmatch(key.raw):
-                shown = _show(key.raw) if isinstance(key, YScalar) else f"a {key.kind}"
+                shown = show(key.raw) if isinstance(key, YScalar) else f"a {key.kind}"
                 self.problem(
                     file,
                     key,
@@ -813,7 +720,7 @@ class _Reader:
         self.problem(
             file,
             node,
-            f"unknown {what} {_show(name)}",
+            f"unknown {what} {show(name)}",
             _did_you_mean(builtin, allowed)
             or f"built-in: {', '.join(allowed)}; or a file name with its extension",
         )
@@ -835,7 +742,7 @@ class _Reader:
         or through a symlink), regular files only. Looked for in `bases` order.
         """
         if "\x00" in written or not written:
-            self.problem(file, node, f"{_show(written)} is not a file name")
+            self.problem(file, node, f"{show(written)} is not a file name")
             return None
         posix = written.replace("\\", "/")
         if (
@@ -846,7 +753,7 @@ class _Reader:
             self.problem(
                 file,
                 node,
-                f"the {what} {_show(written)} is an absolute path",
+                f"the {what} {show(written)} is an absolute path",
                 "name it relative to the script's folder",
             )
             return None
@@ -857,7 +764,7 @@ class _Reader:
                 self.problem(
                     file,
                     node,
-                    f"the {what} {_show(written)} is outside the folders a script may use",
+                    f"the {what} {show(written)} is outside the folders a script may use",
                     "keep it in the script's folder",
                 )
                 return None
@@ -868,7 +775,7 @@ class _Reader:
                 self.problem(
                     file,
                     node,
-                    f"the {what} {_show(written)} links to a file "
+                    f"the {what} {show(written)} links to a file "
                     "outside the folders a script may use",
                 )
                 return None
@@ -876,12 +783,12 @@ class _Reader:
                 mode = os.stat(real).st_mode
             except OSError as exc:
                 self.problem(
-                    file, node, f"cannot read the {what} {_show(written)}: {exc.strerror or exc}"
+                    file, node, f"cannot read the {what} {show(written)}: {exc.strerror or exc}"
                 )
                 return None
             if not stat.S_ISREG(mode):
                 kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-                self.problem(file, node, f"the {what} {_show(written)} is {kind}")
+                self.problem(file, node, f"the {what} {show(written)} is {kind}")
                 return None
             return real
         where = (
@@ -889,7 +796,7 @@ class _Reader:
             if what != "sound file"
             else "next to the script or in the sound library"
         )
-        self.problem(file, node, f"the {what} {_show(written)} was not found {where}")
+        self.problem(file, node, f"the {what} {show(written)} was not found {where}")
         return None
 
     def ambience(self, file: Path, node: YNode, doc: _Doc) -> Ambience | None:
@@ -930,21 +837,21 @@ class _Reader:
                             file,
                             node,
                             f"the ambience level must be from "
-                            f"{MIN_AMBIENCE_DB:g}dB to 0dB, not {_show(value)}",
+                            f"{MIN_AMBIENCE_DB:g}dB to 0dB, not {show(value)}",
                             "0dB is as loud as the voice",
                         )
                         return None
                     return 10 ** (decibels / 20)
                 value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
             except ValueError:
-                self.problem(file, node, f"{_show(value)} is not a level", hint)
+                self.problem(file, node, f"{show(value)} is not a level", hint)
                 return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.problem(
                 file,
                 node,
                 f"the ambience level must be a level, not "
-                f"{node.kind if not isinstance(node, YScalar) else _show(node.raw)}",
+                f"{node.kind if not isinstance(node, YScalar) else show(node.raw)}",
                 hint,
             )
             return None
@@ -956,7 +863,7 @@ class _Reader:
             self.problem(
                 file,
                 node,
-                f"the ambience level factor must be from 0 to 1, not {_show(node.raw)}",
+                f"the ambience level factor must be from 0 to 1, not {show(node.raw)}",
                 hint,
             )
             return None
@@ -1125,8 +1032,8 @@ class _Reader:
     def _inline(self, file: Path, node: YNode, inner: str, where: Location) -> Pause | None:
         flexible = inner.endswith("~")
         try:
-            seconds = _seconds(inner[:-1] if flexible else inner)
-        except _DurationProblem as exc:
+            seconds = seconds_of(inner[:-1] if flexible else inner)
+        except DurationProblem as exc:
             self.problem(file, node, f"inline pause [{inner[:40]}]: {exc.message}", exc.hint)
             return None
         if seconds == 0:
@@ -1137,7 +1044,7 @@ class _Reader:
                 file,
                 node,
                 f"the inline pause [{inner[:40]}] is over the limit of "
-                f"{_length(names.MAX_PAUSE_SECONDS)}",
+                f"{length_text(names.MAX_PAUSE_SECONDS)}",
             )
             return None
         return Pause(seconds, flexible, where)
@@ -1169,7 +1076,7 @@ class _Reader:
                     self.problem(
                         file,
                         node,
-                        f"{_show(token)} is not a variable",
+                        f"{show(token)} is not a variable",
                         "variable names use letters, digits and _; write {{ and }} "
                         "for literal braces",
                     )
@@ -1217,7 +1124,7 @@ class _Reader:
                     self.problem(
                         file,
                         keys["for"],
-                        f"{_length(found[0])} is {cycles} breathing "
+                        f"{length_text(found[0])} is {cycles} breathing "
                         f"cycles, over the limit of {MAX_CYCLES}",
                     )
                     cycles = None
@@ -1233,7 +1140,7 @@ class _Reader:
                 cue = value.strip().lower()
             else:
                 shown = (
-                    _show(cue_node.raw) if isinstance(cue_node, YScalar) else f"a {cue_node.kind}"
+                    show(cue_node.raw) if isinstance(cue_node, YScalar) else f"a {cue_node.kind}"
                 )
                 self.problem(
                     file,
@@ -1256,11 +1163,11 @@ class _Reader:
             if text in names.BREATH_PATTERNS:
                 return names.BREATH_PATTERNS[text]
             parts = [part.strip().removesuffix("s").strip() for part in text.split("-")]
-            if not all(re.fullmatch(_NUMBER, part) for part in parts):
+            if not all(re.fullmatch(NUMBER_PATTERN, part) for part in parts):
                 self.problem(
                     file,
                     node,
-                    f"unknown breathing pattern {_show(node.value)}",
+                    f"unknown breathing pattern {show(node.value)}",
                     _did_you_mean(text, list(names.BREATH_PATTERNS))
                     or "write seconds like 4-2-6 (in-hold-out) or 4-2-6-2, or one of: "
                     + ", ".join(names.BREATH_PATTERNS),
@@ -1278,7 +1185,7 @@ class _Reader:
                 except OverflowError:
                     numbers.append(math.inf)
         else:
-            shown = _show(node.raw) if isinstance(node, YScalar) else f"a {node.kind}"
+            shown = show(node.raw) if isinstance(node, YScalar) else f"a {node.kind}"
             self.problem(
                 file,
                 node,

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prtvoice import names
+from prtvoice.durations import parse_duration
 from prtvoice.errors import InputError, PrtvoiceError, ScriptError
 from prtvoice.script import (
     MAX_STEPS,
@@ -28,7 +29,6 @@ from prtvoice.script import (
     Sound,
     VoiceSettings,
     load_script,
-    parse_duration,
 )
 
 HEAD = "prtvoice: 1\ntitle: Test\nkind: custom\n"
