@@ -164,6 +164,8 @@ class LiveSession:
         self._requests: list = []
         self._request_index: dict = {}
         self._prefetched = 0
+        self._prefetch_generation = 0
+        self._kick: threading.Thread | None = None
         self.stats.on_layout = self._laid_out
         self._warming_sounds = _WarmingSounds(sounds, self.sample_rate)
         self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
@@ -414,20 +416,47 @@ class LiveSession:
         self._cancel_prefetch()
         rest = replace(self.script, sections=self.script.sections[section:])
         with self._window_lock:
+            self._prefetch_generation += 1
+            generation = self._prefetch_generation
             self._requests = list(speech_requests(rest, self.options))
             self._request_index = {request: i for i, request in enumerate(self._requests)}
             self._prefetched = 0
-        self._prefetch_upto(PREFETCH_AHEAD)
+        # In a thread of its own: starting a prefetch resolves voices, which on
+        # a cold cache waits for the speech worker's voice list, and a session
+        # that opens with a bell (or silence) must not wait for that to sound.
+        self._kick = threading.Thread(
+            target=self._prefetch_upto,
+            args=(PREFETCH_AHEAD, generation),
+            name="prtvoice-prefetch",
+            daemon=True,
+        )
+        self._kick.start()
 
-    def _prefetch_upto(self, upto: int) -> None:
+    def prefetch_started(self, timeout: float | None = None) -> bool:
+        """Wait until the latest `open` has asked the voice bank for its first clips."""
+        kick = self._kick
+        if kick is not None:
+            kick.join(timeout)
+        return kick is None or not kick.is_alive()
+
+    def _prefetch_upto(self, upto: int, generation: int | None = None) -> None:
         background = getattr(self.voices, "prefetch_background", None)
         with self._window_lock:
+            if generation is not None and generation != self._prefetch_generation:
+                return  # a newer open() started its own window
             if background is None or upto <= self._prefetched:
                 return
             batch = self._requests[self._prefetched : upto]
             self._prefetched = max(self._prefetched, upto)
             if batch:
-                self._handles.append(background(batch))
+                try:
+                    self._handles.append(background(batch))
+                except PrtvoiceError:
+                    if generation is None:
+                        raise
+                    # From the kick-off thread nobody would see it: forget the
+                    # window, so the layout's own request raises it in order.
+                    self._prefetched = 0
 
     def _laid_out(self, key) -> None:
         """The layout reached this clip: keep the prefetch window ahead of it."""
@@ -445,6 +474,8 @@ class LiveSession:
 
     def close(self) -> None:
         """Stop synthesizing ahead."""
+        with self._window_lock:
+            self._prefetch_generation += 1  # a kick-off still under way starts nothing
         self._cancel_prefetch()
 
 

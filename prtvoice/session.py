@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # heavy modules stay out of `--help` and `check`
     from prtvoice.plan import Plan
     from prtvoice.script import Script
     from prtvoice.sounds import SoundBank
-    from prtvoice.tts import VoiceBank
+    from prtvoice.tts import Engine, VoiceBank
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 SCRIPT_SUFFIXES = (".yaml", ".yml")
@@ -108,12 +108,15 @@ def options_from(config: Config, **changes) -> Options:
     return replace(options, **changes)
 
 
-def voice_bank(config: Config, options: Options, *, jobs: int = 2) -> VoiceBank:
-    """The voice bank of the configured engine, caching under the platform cache folder."""
+def voice_bank(
+    config: Config, options: Options, *, jobs: int = 2, engine: Engine | None = None
+) -> VoiceBank:
+    """The voice bank of the configured engine (or of `engine`, made from the same
+    config earlier, e.g. to start its worker sooner), caching under the platform cache folder."""
     from prtvoice.tts import VoiceBank, make_engine
 
     return VoiceBank(
-        engine=make_engine(config),
+        engine=engine if engine is not None else make_engine(config),
         cache_dir=paths.cache_dir(),
         sample_rate=options.sample_rate,
         jobs=jobs,

@@ -260,6 +260,7 @@ def test_prefetch_keeps_a_window_ahead_instead_of_the_whole_session(script_dir, 
         load_script(path), options=options, voices=speech, sounds=SoundBank(sample_rate=SR)
     )
     _start, blocks = live.open(0)
+    assert live.prefetch_started(timeout=10)
     assert [len(batch) for batch in speech.background] == [PREFETCH_AHEAD]
     next(blocks)  # the renderer reads a few seconds of layout ahead
     asked = sum(len(batch) for batch in speech.background)
