@@ -288,6 +288,8 @@ def export_plan(
                     blocks, decision, command=command, frames=plan.frames, sample_rate=sr,
                     progress=progress, done=encoded_from, total=total,
                 )  # fmt: skip
+                if result is None:  # one linear gain: the output is pass 1's audio x gain
+                    result = _scaled(measured, decision.gain_db)
                 got = result.loudness_lufs
                 if point is None or not math.isfinite(got):
                     break
@@ -329,6 +331,16 @@ def export_plan(
     )
 
 
+def _scaled(measured: Measurement, gain_db: float) -> Measurement:
+    """What pass 1 measured, after a linear gain: exact up to float32 rounding (~1e-6 dB)."""
+    return replace(
+        measured,
+        loudness_lufs=measured.loudness_lufs + gain_db,
+        true_peak_db=measured.true_peak_db + gain_db,
+        sample_peak_db=measured.sample_peak_db + gain_db,
+    )
+
+
 def _encode(
     blocks: BlockSource,
     decision: Loudness,
@@ -339,11 +351,15 @@ def _encode(
     progress: Progress | None,
     done: int,
     total: int,
-) -> tuple[Measurement, PeakLimiter | None]:
-    """One pass: gain, limiter, into ffmpeg, measuring exactly what goes out."""
+) -> tuple[Measurement | None, PeakLimiter | None]:
+    """One pass: gain, limiter, into ffmpeg.
+
+    With the limiter, measures exactly what goes out; without it the output
+    is the measured stream times one gain, so nothing is measured (None).
+    """
     gain = np.float32(from_db(decision.gain_db))
     limiter = _limiter(decision, sample_rate)
-    meter = StreamMeter(sample_rate=sample_rate)
+    meter = StreamMeter(sample_rate=sample_rate) if limiter is not None else None
     with Encoder(command) as encoder:
         count = 0
         for block in blocks():
@@ -357,12 +373,13 @@ def _encode(
                 progress(done + min(count, frames), total)
         if limiter is not None:
             _send(encoder, meter, limiter.finish())
-    return meter.result(), limiter
+    return (meter.result() if meter is not None else None), limiter
 
 
-def _send(encoder: Encoder, meter: StreamMeter, block: np.ndarray) -> None:
+def _send(encoder: Encoder, meter: StreamMeter | None, block: np.ndarray) -> None:
     if len(block):
-        meter.add(block)
+        if meter is not None:
+            meter.add(block)
         encoder.write(block)
 
 

@@ -80,6 +80,29 @@ def test_true_peak_equals_whole_signal_oversampling_and_beats_sample_peak():
     assert to_db(peak) > to_db(meter.sample_peak) + 2.5
 
 
+@pytest.mark.parametrize("block", [1, 37, 300, 8192])
+def test_true_peak_skips_quiet_chunks_yet_equals_whole_signal_oversampling(block):
+    # Bursts of every level, a loud one late and one right at the end: the meter
+    # oversamples only chunks that could raise the peak, and must still find it.
+    rng = np.random.default_rng(7)
+    x = np.zeros(3 * SR)
+    for start, level in [(0, 0.01), (5000, 0.06), (40000, 0.04), (90000, 0.1), (3 * SR - 40, 0.08)]:
+        burst = rng.standard_normal(min(3000, len(x) - start)) * level
+        x[start : start + len(burst)] = burst
+    # A lone click, then a quarter-rate sine whose samples (0.35) all sit below the
+    # click (0.45) while its true peak (0.5) lies between them: found only by oversampling.
+    x[20000] = 0.45
+    n = np.arange(3000)
+    x[30000:33000] = 0.5 * np.sin(2 * np.pi * n / 4 + np.pi / 4)
+    x = x.astype(np.float32)
+    meter = TruePeakMeter()
+    for i in range(0, len(x), block):
+        meter.add(x[i : i + block])
+    whole = np.abs(scipy.signal.resample_poly(x.astype(np.float64), 4, 1)).max()
+    assert meter.finish() == pytest.approx(whole, rel=1e-12)
+    assert meter.sample_peak == pytest.approx(float(np.abs(x).max()), rel=1e-12)
+
+
 def test_limiter_holds_the_ceiling_keeps_length_and_ignores_blocking():
     x = speechlike(8.0) * 2.0  # peaks near 1.1
     ceiling = 0.5
