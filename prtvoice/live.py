@@ -252,8 +252,30 @@ class LiveSession:
             language=self.language,
             total_frames=None,  # the session ends where its last event does
             start=start,
+            # Known without any speech: the renderer needs not wait for clips
+            # just to learn that the session outlasts its ambience fades.
+            lasts_at_least=start + self._least_frames(section),
         )
         return start, blocks
+
+    def _least_frames(self, section: int) -> int:
+        """A lower bound of the frames from `section`'s start to the end: the
+        pauses and breathing that need no synthesis (speech and sounds count 0)."""
+        total = 0
+        flex = 0
+        for step_section, step in self._steps:
+            flexible = isinstance(step, Pause) and step.flexible
+            if step_section >= section:
+                if flexible:
+                    if self.scale is not None:
+                        total += round(self._nominals[flex] * self.scale)
+                    elif self.target_frames is None:
+                        total += self._nominals[flex]
+                    # with a target a flexible pause may shrink to nothing
+                elif isinstance(step, (Pause, Breathe)):
+                    total += self._fixed_frames(step, exact=False)
+            flex += flexible
+        return total
 
     def describe(self, frame: int) -> tuple[int, str | None]:
         with self._lock:

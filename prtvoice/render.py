@@ -125,12 +125,17 @@ def render_events(
     total_frames: int | None,
     start: int = 0,
     gain: float = 1.0,
+    lasts_at_least: int = 0,
 ) -> Iterator[np.ndarray]:
     """The same as `render`, from a lazy, ordered event stream.
 
-    With `total_frames` None the session ends where the last event ends; the
-    stream is read a few seconds ahead of the block being rendered, so the
-    ambience still fades out on the session's last sample.
+    The stream is read only as far as a block needs: the events that overlap
+    it, and with ambience the speech it ducks for (DUCK_RAMP_SECONDS on).
+    With `total_frames` None the session ends where the last event ends, so
+    with ambience the stream is also read up to a fade beyond the block (the
+    bed fades out on the session's last sample, and a session shorter than
+    two fades shortens them) unless `lasts_at_least` (frames: a lower bound
+    of the session's end the caller knows) already tells.
     """
     if start < 0 or (total_frames is not None and start > total_frames):
         raise ValueError(f"cannot start rendering at frame {start}")
@@ -143,6 +148,7 @@ def render_events(
         language=language,
         total_frames=total_frames,
         gain=gain,
+        lasts_at_least=lasts_at_least,
     ).blocks(start, total_frames)
 
 
@@ -166,6 +172,7 @@ class _Renderer:
         language: str,
         total_frames: int | None,
         gain: float,
+        lasts_at_least: int = 0,
     ):
         if sounds.sample_rate != options.sample_rate:
             raise ValueError("the sound bank and the options disagree on the sample rate")
@@ -190,10 +197,7 @@ class _Renderer:
         self.release = self.hold_frames + self.ramp_frames  # a say's duck outlasts it by this
         self.speech_edge = round(SPEECH_EDGE_SECONDS * sr)
         self.cue_cut = round(CUE_CUT_SECONDS * sr)
-        # Far enough ahead to see the session end before its fade-out begins
-        # (twice the fade: a short session shortens its fades) and the next
-        # speech before the ambience starts to dip for it.
-        self.lookahead = 2 * self.fade + self.ramp_frames + 1
+        self.lasts_at_least = max(0, lasts_at_least if total_frames is None else total_frames)
         self.window: deque[Event] = deque()
         self.exhausted = False
         self.last_end = 0
@@ -215,6 +219,24 @@ class _Renderer:
             self.window.append(event)
             self.last_end = event.end
 
+    def _needed(self, b1: int) -> int:
+        """How far the events must be known to render a block ending at `b1`.
+
+        Only as far as the block's samples depend on: a player waits for
+        every clip in that span before its first sound.
+        """
+        if self.bed is None:
+            return b1  # the events that overlap the block
+        needed = b1 + self.ramp_frames if self.duck_depth else b1  # speech ducked for
+        if self.fade and self.total is None:
+            # Whether the session ends within a fade of the block (the fade-out
+            # would begin in it), and while in the opening fade whether it lasts
+            # two fades (a short session shortens both fades).
+            ends = max(b1, self.fade) + self.fade
+            if ends > self.lasts_at_least:
+                needed = max(needed, ends)
+        return needed
+
     def _prune(self, before: int) -> None:
         """Forget events that can no longer sound (nor duck the bed) at or after `before`."""
         while self.window and self.window[0].end + self.release <= before:
@@ -231,7 +253,7 @@ class _Renderer:
         size = self.options.block_frames
         position = start
         while True:
-            self._fill(position + size + self.lookahead)
+            self._fill(self._needed(position + size))
             end = stop if stop is not None else self._session_end()
             limit = position + size if end is None else min(position + size, end)
             if limit <= position:

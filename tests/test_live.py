@@ -272,3 +272,33 @@ def test_prefetch_keeps_a_window_ahead_instead_of_the_whole_session(script_dir, 
         assert asked >= min(60, laid + PREFETCH_AHEAD // 2)  # ...and never behind it
     flat = [text for batch in speech.background for text in batch]
     assert flat == [f"Line number {n}." for n in range(1, 61)]  # each once, in order
+
+
+class SpeechNotYet(LazySpeech):
+    """A voice bank whose clips are all still being made: asking for one fails."""
+
+    def frames(self, text, voice, language):
+        raise AssertionError(f"the first blocks waited for speech: {text!r}")
+
+    clip = frames
+
+
+@pytest.mark.parametrize("ambience", ["", "ambience: {sound: soft-rain, level: -30dB}"])
+def test_a_session_opening_with_a_bell_sounds_before_any_speech_is_made(
+    script_dir, options, ambience
+):
+    from prtvoice.player import PREBUFFER_BLOCKS
+
+    path = script_dir / "bell.yaml"
+    path.write_text(
+        f"prtvoice: 1\ntitle: Bell\nkind: custom\n{ambience}\nsections:\n  - title: All\n"
+        "    steps:\n      - sound: soft-bell\n      - say: Welcome.\n      - pause: 20s\n"
+    )
+    live = LiveSession(
+        load_script(path), options=options, voices=SpeechNotYet(), sounds=SoundBank(sample_rate=SR)
+    )
+    _start, blocks = live.open(0)
+    first = [next(blocks) for _ in range(PREBUFFER_BLOCKS)]  # what the player starts on
+    assert np.max(np.abs(np.concatenate(first))) > 0.1  # the bell
+    assert live.prefetch_started(timeout=10)
+    live.close()

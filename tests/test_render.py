@@ -18,6 +18,7 @@ from prtvoice.plan import Plan, plan_script
 from prtvoice.render import (
     CUE_CUT_SECONDS,
     CUE_VOICE_GAIN,
+    DUCK_RAMP_SECONDS,
     SPEECH_EDGE_SECONDS,
     render,
     render_events,
@@ -533,3 +534,76 @@ def test_a_library_script_with_the_real_voice_bank(bank):
         for event in plan.events:
             if event.kind in ("pause", "hold") and not event.text:
                 assert not dry[event.start : event.end].any()
+
+
+# ---------------------------------------------------------------------------
+# Reading ahead: only what a block needs (a player waits for those clips)
+
+
+def counted(events):
+    """The events as a stream that records how many were taken."""
+    taken = []
+
+    def stream():
+        for event in events:
+            taken.append(event)
+            yield event
+
+    return stream(), taken
+
+
+def lazy_blocks(plan: Plan, speech, bank, *, ambience, **kw):
+    stream, taken = counted(plan.events)
+    blocks = render_events(
+        stream, ambience=ambience, voices=speech, sounds=bank, options=Options(),
+        language="en", total_frames=None, **kw,
+    )  # fmt: skip
+    return blocks, taken
+
+
+def test_without_ambience_the_first_block_reads_only_the_events_in_it(speech, bank):
+    plan = make_plan(STEPS, speech, bank)
+    assert plan.events[0].kind == "sound" and plan.events[0].end > Options().block_frames
+    blocks, taken = lazy_blocks(plan, speech, bank, ambience=None)
+    next(blocks)
+    assert taken == [plan.events[0]]  # not the speech after the bell
+
+
+def minimal_prefix(taken, upto: int) -> bool:
+    """The events taken are exactly those needed to know the timeline up to `upto`."""
+    return taken[-1].end >= upto and all(e.end < upto for e in taken[:-1])
+
+
+def test_with_ambience_reading_ahead_covers_the_fades_and_the_ducking(speech, bank):
+    steps = [sound("chime"), say("Find a comfortable position."), pause(2), say("Rest."), pause(9)]
+    plan = make_plan(steps, speech, bank, ambience="soft-rain")
+    size = Options().block_frames
+    fade = round(Options().fade_seconds * SR)
+    ramp = round(DUCK_RAMP_SECONDS * SR)
+    assert plan.events[0].end < 2 * fade
+    # The end unknown: as far as two fades (a shorter session shortens them).
+    blocks, taken = lazy_blocks(plan, speech, bank, ambience=plan.ambience)
+    next(blocks)
+    assert len(taken) > 1 and minimal_prefix(taken, 2 * fade)
+    # Later blocks: a fade beyond the block, to see the session's end coming.
+    block_end = size
+    for _ in blocks:
+        block_end += size
+        if taken[-1] is not plan.events[-1]:
+            assert minimal_prefix(taken, max(block_end, fade) + fade)
+    # The caller knows the session outlasts that: only the ducking's ramp ahead.
+    blocks, taken = lazy_blocks(
+        plan, speech, bank, ambience=plan.ambience, lasts_at_least=plan.frames
+    )
+    next(blocks)
+    assert taken == [plan.events[0]] and minimal_prefix(taken, size + ramp)
+
+
+@pytest.mark.parametrize("steps", [STEPS, [say("Hello."), pause(1), say("Bye.")]])
+def test_reading_less_ahead_never_changes_a_sample(steps, speech, bank):
+    # A long session and one shorter than two fades (whose fades shrink).
+    plan = make_plan(steps, speech, bank, ambience="soft-rain", level_db=-24)
+    reference = whole(plan, speech, bank)
+    for lasts in (0, plan.frames // 2, plan.frames):
+        blocks, _ = lazy_blocks(plan, speech, bank, ambience=plan.ambience, lasts_at_least=lasts)
+        assert np.array_equal(np.concatenate(list(blocks))[:, 0], reference)
