@@ -33,7 +33,14 @@ from prtvoice import atomic
 from prtvoice.encode import Encoder, Format, encoder_command, format_for
 from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
 from prtvoice.ffmpeg import find_ffmpeg
-from prtvoice.loudness import Measurement, PeakLimiter, StreamMeter, from_db
+from prtvoice.loudness import (
+    LoudnessMeter,
+    Measurement,
+    PeakLimiter,
+    StreamMeter,
+    from_db,
+    gated_loudness,
+)
 from prtvoice.options import Options
 from prtvoice.plan import Plan
 from prtvoice.tags import chapters_for, ffmetadata, tags_for, write_id3, write_vorbis_chapters
@@ -50,6 +57,8 @@ CODEC_HEADROOM_DB = {"mp3": 0.5, "m4a": 1.0, "opus": 0.6, "ogg": 0.6}
 # for the peaks between samples (speech from eSpeak has little energy near Nyquist).
 INTERSAMPLE_MARGIN_DB = 0.3
 LOUDNESS_TOLERANCE_LU = 0.05  # a limited export lands this close to the target
+FIT_TOLERANCE_LU = 0.01  # the span fit aims closer still: the encoding pass then never repeats
+FIT_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,8 @@ class ExportResult:
     loudness_lufs: float
     true_peak_db: float
     transcripts: tuple[Path, ...] = ()
-    limiter_pass: bool = False  # a third pass measured what the limiter takes off
+    limiter_pass: bool = False  # the limiter's loss of loudness was measured and made up
+    fit_frames: int = 0  # frames re-rendered to fit the limited gain (0: a whole pass, or none)
     measure_seconds: float = 0.0
     encode_seconds: float = 0.0
 
@@ -85,14 +95,36 @@ class ExportResult:
         return self.frames / self.sample_rate
 
 
+class PlanBlocks:
+    """The renderer's stream of a plan (unity gain): a BlockSource that can also seek.
+
+    `span(start, end)` gives exactly the samples [start, end) of the full stream
+    (the renderer is deterministic and seekable); export uses it to re-render
+    only the few spans a limiter would touch.
+    """
+
+    def __init__(self, plan: Plan, *, voices, sounds, options: Options) -> None:
+        self.plan, self.voices, self.sounds, self.options = plan, voices, sounds, options
+
+    def __call__(self) -> Iterable[np.ndarray]:
+        return self.span(0, self.plan.frames)
+
+    def span(self, start: int, end: int) -> Iterable[np.ndarray]:
+        from prtvoice.render import render
+
+        return render(
+            self.plan,
+            voices=self.voices,
+            sounds=self.sounds,
+            options=self.options,
+            start=start,
+            end=end,
+        )
+
+
 def blocks_from_plan(plan: Plan, *, voices, sounds, options: Options) -> BlockSource:
-    """The renderer's stream of `plan` as a BlockSource (rendered at unity gain)."""
-    from prtvoice.render import render
-
-    def blocks() -> Iterable[np.ndarray]:
-        return render(plan, voices=voices, sounds=sounds, options=options)
-
-    return blocks
+    """The renderer's stream of `plan` as a BlockSource (a PlanBlocks: it can seek)."""
+    return PlanBlocks(plan, voices=voices, sounds=sounds, options=options)
 
 
 def target_paths(target: Path, transcripts: Sequence[str]) -> list[Path]:
@@ -122,7 +154,22 @@ def measure(
     total: int = 0,
 ) -> Measurement:
     """Pass 1: loudness and true peak of the stream (checks it covers `frames`)."""
-    meter = StreamMeter(sample_rate=sample_rate)
+    return _measure(
+        blocks, frames=frames, sample_rate=sample_rate, progress=progress, done=done, total=total
+    )[0]
+
+
+def _measure(
+    blocks: BlockSource,
+    *,
+    frames: int,
+    sample_rate: int,
+    progress: Progress | None = None,
+    done: int = 0,
+    total: int = 0,
+) -> tuple[Measurement, LoudnessMeter]:
+    """`measure`, also returning its loudness meter (hop energies and hop peaks)."""
+    meter = StreamMeter(sample_rate=sample_rate, hop_peaks=True)
     count = 0
     for block in blocks():
         meter.add(block)
@@ -131,7 +178,7 @@ def measure(
             progress(done + min(count, frames), total)
     if count != frames:
         raise EncoderError(f"the renderer gave {count} frames, the plan has {frames}")
-    return meter.result()
+    return meter.result(), meter.loudness
 
 
 def decide_gain(measured: Measurement, *, options: Options, fmt: Format) -> Loudness:
@@ -173,6 +220,82 @@ def _fit_limited_gain(
     if not math.isfinite(got) or abs(target - got) <= LOUDNESS_TOLERANCE_LU:
         return decision, None
     return replace(decision, gain_db=decision.gain_db + (target - got)), (decision.gain_db, got)
+
+
+def _fit_in_spans(
+    span: Callable[[int, int], Iterable[np.ndarray]],
+    decision: Loudness,
+    pass1: LoudnessMeter,
+    *,
+    target: float,
+    frames: int,
+    sample_rate: int,
+) -> tuple[Loudness, tuple[float, float] | None, int]:
+    """The limited gain that lands on `target`, re-rendering only what the limiter touches.
+
+    A limiter is scale-free: limiting the stream x gain at ceiling c is limiting
+    the stream at c / gain, times gain. At a given gain the limiter changes only
+    samples within its reach (20 ms ramp, 30 ms hold: less than one 100 ms hop) of
+    a sample over c / gain, so only hops whose peak (known from pass 1) is over it,
+    and their neighbours, get new energies: each run of them is re-rendered with a
+    hop before it (the K-weighting filter and the limiter settle there, on samples
+    the limiter leaves alone) and a hop after (the limiter's look-ahead). Every
+    other hop keeps pass 1's energy, so the loudness at that gain is the whole
+    stream's (to ~1e-9 dB). Secant steps on the gain, at most FIT_STEPS of them.
+
+    Returns the decision, the last (gain, loudness) point before it (None when
+    the first gain landed) and how many frames were re-rendered.
+    """
+    hop = pass1.hop
+    energies = pass1.hop_energies()
+    peaks = pass1.hop_peaks()
+    ceiling = from_db(decision.limit_db)
+    rendered = 0
+
+    def loudness_at(gain_db: float) -> float:
+        nonlocal rendered
+        unity_ceiling = ceiling / from_db(gain_db)
+        hops = energies.copy()
+        for first, last in _hot_runs(peaks > unity_ceiling):
+            begin = max(0, first - 1) * hop  # a settling hop before the run
+            end = min((last + 1) * hop, frames)  # and the look-ahead after it
+            limiter = PeakLimiter(ceiling=unity_ceiling, sample_rate=sample_rate)
+            meter = LoudnessMeter(sample_rate=sample_rate)
+            for block in span(begin, end):
+                meter.add(limiter.process(block))
+            meter.add(limiter.finish())
+            rendered += end - begin
+            fresh = meter.hop_energies()
+            skip = first - begin // hop
+            hops[first:last] = fresh[skip : skip + (last - first)]
+        return gain_db + gated_loudness(hops, hop=hop)
+
+    gain = decision.gain_db
+    got = loudness_at(gain)
+    point: tuple[float, float] | None = None
+    for _ in range(FIT_STEPS):
+        if not math.isfinite(got) or abs(target - got) <= FIT_TOLERANCE_LU:
+            break
+        step = gain + (target - got) if point is None else _secant(point, (gain, got), target)
+        point = (gain, got)
+        gain = step
+        got = loudness_at(gain)
+    return replace(decision, gain_db=gain), point, rendered
+
+
+def _hot_runs(hot: np.ndarray) -> list[tuple[int, int]]:
+    """Hop ranges [first, last) to re-measure: each hot hop with one hop before and two after."""
+    n = len(hot)
+    if not hot.any():
+        return []
+    # The limiter's reach (under one hop either way) plus one more hop after, where
+    # the K-weighting filter's response to the change has died away (< 1e-10).
+    near = hot.copy()
+    near[:-1] |= hot[1:]
+    near[1:] |= hot[:-1]
+    near[2:] |= hot[:-2]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], near.view(np.int8), [0]])))
+    return [(int(a), int(min(b, n))) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def _secant(first: tuple[float, float], second: tuple[float, float], target: float) -> float:
@@ -245,10 +368,27 @@ def export_plan(
 
     started = time.perf_counter()
     limiting = False
-    measured = measure(blocks, frames=plan.frames, sample_rate=sr, progress=progress, total=total)
+    fit_frames = 0
+    measured, pass1 = _measure(
+        blocks, frames=plan.frames, sample_rate=sr, progress=progress, total=total
+    )
     decision = decide_gain(measured, options=options, fmt=fmt)
     point: tuple[float, float] | None = None
-    if decision.limit_db is not None:
+    span = getattr(blocks, "span", None)
+    if decision.limit_db is not None and span is not None:
+        # Limiting takes some loudness off the peaks, the more the higher the gain:
+        # find the gain that makes up for it on the few spans the limiter touches.
+        # The encoding pass still measures what it sends (and corrects a miss).
+        limiting = True
+        decision, point, fit_frames = _fit_in_spans(
+            span,
+            decision,
+            pass1,
+            target=options.loudness_lufs,
+            frames=plan.frames,
+            sample_rate=sr,
+        )
+    elif decision.limit_db is not None:
         # Limiting takes some loudness off the peaks, the more the higher the
         # gain. Measure the limited stream (loudness only, no encoding) and
         # correct the gain by one step; the encoding pass measures the result,
@@ -326,6 +466,7 @@ def export_plan(
         true_peak_db=result.true_peak_db,
         transcripts=tuple(written),
         limiter_pass=limiting,
+        fit_frames=fit_frames,
         measure_seconds=measured_at - started,
         encode_seconds=finished - measured_at,
     )

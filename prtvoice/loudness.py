@@ -59,8 +59,12 @@ def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, float]]
 class LoudnessMeter:
     """Integrated loudness (LUFS) of a mono stream, fed block by block."""
 
-    def __init__(self, *, sample_rate: int):
+    def __init__(self, *, sample_rate: int, hop_peaks: bool = False):
         self.sample_rate = sample_rate
+        # hop_peaks: also keep each hop's sample peak (one float per 100 ms), so a
+        # caller can tell which hops a limiter would touch (export's gain fitting).
+        self._peaks: list[float] | None = [] if hop_peaks else None
+        self._pending_peak = 0.0
         stages = _k_weighting(sample_rate)
         # Both biquads in one second-order-sections call (one pass over the block).
         self._sos = np.array([np.concatenate([b / a[0], a / a[0]]) for b, a, _ in stages])
@@ -87,6 +91,8 @@ class LoudnessMeter:
             squares = y * y
             if self._power_gain != 1.0:
                 squares *= self._power_gain
+        if self._peaks is not None:
+            self._add_peaks(np.abs(x))
         at = 0
         # Finish the hop begun in an earlier block, then whole hops, then keep the rest.
         if self._pending_frames:
@@ -106,25 +112,70 @@ class LoudnessMeter:
             self._pending += float(squares[at:].sum())
             self._pending_frames += len(squares) - at
 
+    def _add_peaks(self, magnitude: np.ndarray) -> None:
+        # The same hop boundaries as the sums of squares in `add` (called before it).
+        assert self._peaks is not None
+        at, hop = 0, self._hop
+        if self._pending_frames:
+            take = min(hop - self._pending_frames, len(magnitude))
+            if take:
+                self._pending_peak = max(self._pending_peak, float(magnitude[:take].max()))
+            at = take
+            if self._pending_frames + take == hop:
+                self._peaks.append(self._pending_peak)
+                self._pending_peak = 0.0
+        whole = (len(magnitude) - at) // hop
+        if whole:
+            self._peaks.extend(
+                magnitude[at : at + whole * hop].reshape(whole, hop).max(axis=1).tolist()
+            )
+            at += whole * hop
+        if at < len(magnitude):
+            self._pending_peak = max(self._pending_peak, float(magnitude[at:].max()))
+
+    @property
+    def hop(self) -> int:
+        """Frames per hop (100 ms)."""
+        return self._hop
+
+    def hop_energies(self) -> np.ndarray:
+        """K-weighted sum of squares of every complete hop so far (what the gates work on)."""
+        return np.asarray(self._hops, dtype=np.float64)
+
+    def hop_peaks(self) -> np.ndarray:
+        """Sample peak of every complete hop so far (only with hop_peaks=True)."""
+        if self._peaks is None:
+            raise ValueError("this meter keeps no hop peaks (hop_peaks=False)")
+        return np.asarray(self._peaks, dtype=np.float64)
+
     def block_loudness(self) -> np.ndarray:
         """Loudness (LUFS) of every complete 400 ms gating block so far."""
-        hops = np.asarray(self._hops, dtype=np.float64)
-        if len(hops) < 4:
-            return np.zeros(0)
-        energy = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * self._hop)
-        with np.errstate(divide="ignore"):
-            return -0.691 + 10.0 * np.log10(energy)
+        return block_loudness(self.hop_energies(), hop=self._hop)
 
     def integrated(self) -> float:
         """Gated integrated loudness in LUFS; -inf when nothing passes the gates."""
-        loudness = self.block_loudness()
-        energy = 10.0 ** ((loudness + 0.691) / 10.0)
-        above = loudness >= ABSOLUTE_GATE_LUFS
-        if not above.any():
-            return SILENCE_LUFS
-        relative = -0.691 + 10.0 * math.log10(energy[above].mean()) + RELATIVE_GATE_LU
-        gated = above & (loudness > relative)
-        return -0.691 + 10.0 * math.log10(energy[gated].mean())
+        return gated_loudness(self.hop_energies(), hop=self._hop)
+
+
+def block_loudness(hops: np.ndarray, *, hop: int) -> np.ndarray:
+    """Loudness (LUFS) of the 400 ms gating blocks over hop energies (LoudnessMeter.hop_energies)."""
+    if len(hops) < 4:
+        return np.zeros(0)
+    energy = (hops[:-3] + hops[1:-2] + hops[2:-1] + hops[3:]) / (4 * hop)
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10.0 * np.log10(energy)
+
+
+def gated_loudness(hops: np.ndarray, *, hop: int) -> float:
+    """BS.1770 gated integrated loudness (LUFS) of hop energies; -inf when nothing passes."""
+    loudness = block_loudness(hops, hop=hop)
+    energy = 10.0 ** ((loudness + 0.691) / 10.0)
+    above = loudness >= ABSOLUTE_GATE_LUFS
+    if not above.any():
+        return SILENCE_LUFS
+    relative = -0.691 + 10.0 * math.log10(energy[above].mean()) + RELATIVE_GATE_LU
+    gated = above & (loudness > relative)
+    return -0.691 + 10.0 * math.log10(energy[gated].mean())
 
 
 class TruePeakMeter:
@@ -212,8 +263,8 @@ class Measurement:
 class StreamMeter:
     """Loudness and true peak together; `add` every block, then `result()`."""
 
-    def __init__(self, *, sample_rate: int, true_peak: bool = True):
-        self.loudness = LoudnessMeter(sample_rate=sample_rate)
+    def __init__(self, *, sample_rate: int, true_peak: bool = True, hop_peaks: bool = False):
+        self.loudness = LoudnessMeter(sample_rate=sample_rate, hop_peaks=hop_peaks)
         self.peak = TruePeakMeter() if true_peak else None
         self._sample_peak = 0.0
 

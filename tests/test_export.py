@@ -101,6 +101,21 @@ def test_speech_is_not_made_louder_by_long_silences(real):
     assert long.loudness_lufs == pytest.approx(quiet.loudness_lufs, abs=0.05)
 
 
+def test_gain_fitted_on_spans_lands_on_the_whole_limited_stream(real):
+    """The limiter's loss is measured on re-rendered spans only, yet fits the whole stream."""
+    plan, blocks, options = real
+    measured, pass1 = exporting._measure(blocks, frames=plan.frames, sample_rate=SR)
+    decision = exporting.decide_gain(measured, options=options, fmt=FORMATS["mp3"])
+    assert decision.limit_db is not None  # eSpeak's peaks need the limiter at -16 LUFS
+    fitted, point, rendered = exporting._fit_in_spans(
+        blocks.span, decision, pass1, target=-16.0, frames=plan.frames, sample_rate=SR
+    )
+    assert point is not None and fitted.gain_db > decision.gain_db  # the loss made up
+    whole = exporting.measure_processed(blocks, fitted, frames=plan.frames, sample_rate=SR)
+    assert whole.loudness_lufs == pytest.approx(-16.0, abs=exporting.FIT_TOLERANCE_LU + 1e-6)
+    assert rendered > 0
+
+
 def test_imageio_ffmpeg_exports_too(real, tmp_path, monkeypatch):
     import imageio_ffmpeg
 

@@ -161,8 +161,8 @@ def child_prtvoice(script: str, out: str) -> dict:
     plan_seconds = time.perf_counter() - t_plan - timer["synth"]
     source = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
 
-    def blocks():
-        stream = iter(source())
+    def timed(stream):
+        stream = iter(stream)
         while True:
             t = time.perf_counter()
             try:
@@ -172,6 +172,15 @@ def child_prtvoice(script: str, out: str) -> dict:
                 return
             timer["render"] += time.perf_counter() - t
             yield block
+
+    class Blocks:  # the export's own block source (it can seek), its rendering timed
+        def __call__(self):
+            return timed(source())
+
+        def span(self, start, end):
+            return timed(source.span(start, end))
+
+    blocks = Blocks()
 
     t_export = time.perf_counter()
     try:
@@ -191,7 +200,10 @@ def child_prtvoice(script: str, out: str) -> dict:
         "encode": export_seconds - timer["render"],
         "lufs": result.loudness_lufs,
         "true_peak_db": result.true_peak_db,
-        "limited": result.limiter_pass,  # 3 passes (measure, fit, encode) when limited
+        "limited": result.limiter_pass,  # the limiter's loss fitted on re-rendered spans
+        "fit_frames": result.fit_frames,
+        "measure_seconds": result.measure_seconds,  # pass 1 (+ the limiter fit), rendering in
+        "encode_seconds": result.encode_seconds,  # the encoding pass, tags, transcripts
     }
 
 
