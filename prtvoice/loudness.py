@@ -18,11 +18,12 @@ the whole signal at once.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -32,14 +33,42 @@ _SETTLED = 1e-15  # filter state treated as silence when every value is below th
 # resample_poly's default filter reaches 10 input samples each way at up=4;
 # 32 leaves a wide margin so block edges never change the result.
 _PEAK_CONTEXT = 32
-# The interpolation filter scipy's resample_poly(x, 4, 1) designs, made once.
-_HALF = 10 * _OVERSAMPLE
-_FILTER = (
-    scipy.signal.firwin(2 * _HALF + 1, 1.0 / _OVERSAMPLE, window=("kaiser", 5.0)) * _OVERSAMPLE
-)
-_BOUND = max(float(np.abs(_FILTER[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
+_HALF = 10 * _OVERSAMPLE  # the interpolation filter's half length (resample_poly's design)
 # The true-peak meter decides per chunk of this many samples whether to oversample.
 _CHUNK = 256
+
+
+def _signal():
+    """scipy.signal, imported on first use (~0.5-1 s): see `preload`."""
+    import scipy.signal
+
+    return scipy.signal
+
+
+@functools.cache
+def _interpolator() -> tuple[np.ndarray, float]:
+    """The filter scipy's resample_poly(x, 4, 1) designs, and its largest polyphase L1 norm."""
+    taps = _signal().firwin(2 * _HALF + 1, 1.0 / _OVERSAMPLE, window=("kaiser", 5.0)) * _OVERSAMPLE
+    bound = max(float(np.abs(taps[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
+    return taps, bound
+
+
+def preload() -> threading.Thread:
+    """Start importing what measuring needs (scipy.signal, pyloudnorm, scipy.ndimage).
+
+    Those imports take about a second; an export starts them on a thread
+    first thing, so they overlap reading the script and making speech
+    instead of adding to it. Returns the (daemon) thread.
+    """
+
+    def work() -> None:
+        _interpolator()
+        import pyloudnorm  # noqa: F401
+        import scipy.ndimage  # noqa: F401
+
+    thread = threading.Thread(target=work, name="prtvoice-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -87,7 +116,7 @@ class LoudnessMeter:
             self._state[:] = 0.0
             squares = np.zeros(len(x))
         else:
-            y, self._state = scipy.signal.sosfilt(self._sos, x, zi=self._state)
+            y, self._state = _signal().sosfilt(self._sos, x, zi=self._state)
             squares = y * y
             if self._power_gain != 1.0:
                 squares *= self._power_gain
@@ -227,7 +256,7 @@ class TruePeakMeter:
         reach[:-1] = np.maximum(reach[:-1], local[1:])
         reach[0] = max(reach[0], left)
         reach[-1] = max(reach[-1], right)
-        wanted = reach * _BOUND > self.peak
+        wanted = reach * _interpolator()[1] > self.peak
         if wanted.any():
             # Runs of wanted chunks, each oversampled with C samples of context.
             edges = np.flatnonzero(np.diff(np.concatenate([[0], wanted.view(np.int8), [0]])))
@@ -239,7 +268,7 @@ class TruePeakMeter:
     def _oversample_peak(self, part: np.ndarray) -> None:
         """Raise the peak by the oversampled values of part[C:-C] (C of context each side)."""
         c = _PEAK_CONTEXT
-        up = scipy.signal.upfirdn(_FILTER, part, _OVERSAMPLE, 1)
+        up = _signal().upfirdn(_interpolator()[0], part, _OVERSAMPLE, 1)
         up = up[_HALF : _HALF + _OVERSAMPLE * len(part)]  # = resample_poly's output
         inner = up[_OVERSAMPLE * c : _OVERSAMPLE * (len(part) - c)]
         if len(inner):
