@@ -105,6 +105,45 @@ def test_dead_worker_reports_its_stderr(tmp_path):
         )
 
 
+def test_a_warmed_worker_lists_voices_and_speaks_the_first_clip(tmp_path):
+    engine = Pyttsx3Engine()
+    try:
+        engine.warm()
+        engine.warm()  # once is enough: no second process
+        voices = engine.voices()  # the warm-up worker's answer
+        assert any(v.id == "gmw/en-us" for v in voices)
+        assert len(engine._idle) == 1
+        first = engine._idle[0]
+        out = speak(engine, tmp_path)
+        assert engine._idle == [first]  # the same worker spoke the clip
+        samples, rate = read_engine_wav(out)
+        assert rate == 22050 and samples.size > rate
+        # The version read from its answer is the one computed here, without a worker.
+        assert engine.version == Pyttsx3Engine().version
+    finally:
+        engine.close()
+    assert engine._idle == []
+
+
+def test_a_warm_up_that_fails_is_reported_by_the_first_request(tmp_path):
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('boom: no library'); sys.exit(3)"]
+    engine = Pyttsx3Engine(worker_argv=argv)
+    engine.warm()  # never raises: nobody would see it
+    with pytest.raises(VoiceError, match="boom: no library"):
+        speak(engine, tmp_path)
+    engine.close()
+
+
+def test_closing_while_a_worker_warms_up_stops_it(tmp_path):
+    # A worker that never gets ready: close() must not wait out its start time-out.
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    engine = Pyttsx3Engine(worker_argv=argv, timeout=30.0)
+    engine.warm()
+    process = engine._warm_worker.process
+    engine.close()
+    assert process.poll() is not None and engine._idle == []
+
+
 @pytest.mark.parametrize("choice", ["bundled", "system"])
 def test_espeak_library_choice_in_a_subprocess(tmp_path, choice):
     """PRTVOICE_ESPEAK=bundled speaks with the pip-shipped library even where the

@@ -63,7 +63,11 @@ class Worker:
 
     def ask(self, request: dict, *, timeout: float, what: str) -> dict:
         """Send one request and return the reply; kill the worker on time-out or death."""
-        self._wait_ready()
+        self.send(request, what=what)
+        return self.receive(timeout=timeout, what=what)
+
+    def send(self, request: dict, *, what: str) -> None:
+        """Queue one request (the worker reads it once started); `receive` its reply."""
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
             self.process.stdin.flush()
@@ -71,6 +75,10 @@ class Worker:
             tail = self._stderr_tail()
             self.kill()
             raise VoiceError(f"the speech worker died before {what}{tail}") from None
+
+    def receive(self, *, timeout: float, what: str) -> dict:
+        """The next reply (after checking, once, that the worker started)."""
+        self._wait_ready()
         return self._read(timeout, what)
 
     def _read(self, timeout: float, what: str) -> dict:
@@ -148,10 +156,15 @@ class Pyttsx3Engine:
         self._lock = threading.Lock()
         self._info: dict | None = None
         self._closed = False
+        self._warming: threading.Event | None = None  # set once the warm-up worker is ready
+        self._warm_worker: Worker | None = None
 
     # -- workers
 
     def _acquire(self) -> Worker:
+        warming = self._warming
+        if warming is not None:
+            warming.wait()  # the warm-up worker is moments from ready: cheaper than a new one
         with self._lock:
             while self._idle:
                 worker = self._idle.pop()
@@ -161,22 +174,44 @@ class Pyttsx3Engine:
         return Worker(self._argv, timeout=max(self.timeout, START_TIMEOUT))
 
     def warm(self) -> None:
-        """Start one worker now, without waiting for it, for the first request to use.
+        """Start one worker now, and have it list its voices, without waiting for either.
 
-        A worker takes ~0.2 s to start (Python, eSpeak NG's data): a caller that
-        knows it will speak soon calls this first, so that start overlaps its
-        own start-up. Does nothing when a worker is already idle; start-up
-        errors surface on the first request, as they would without it.
+        A worker takes ~0.2 s to start (Python, eSpeak NG's data) and the voice
+        list ~0.05 s more: a caller that knows it will speak soon calls this
+        first, so both overlap its own start-up; the first request then takes
+        that worker. Does nothing when a worker is already idle or starting.
+        A failure here is dropped: the first real request starts its own
+        worker and reports what goes wrong, exactly as without warming.
         """
         with self._lock:
-            if self._idle or self._closed:
+            if self._idle or self._closed or self._warming is not None:
                 return
-        worker = Worker(self._argv, timeout=max(self.timeout, START_TIMEOUT), wait=False)
-        with self._lock:
-            if not self._closed:
-                self._idle.append(worker)
-                return
-        worker.kill()
+            self._warming = threading.Event()
+        timeout = max(self.timeout, START_TIMEOUT)
+        try:
+            worker = Worker(self._argv, timeout=timeout, wait=False)
+            worker.send({"op": "info"}, what="listing voices")
+        except VoiceError:
+            self._warming.set()
+            return
+        self._warm_worker = worker
+        threading.Thread(
+            target=self._finish_warming, args=(worker, timeout), name="prtvoice-tts-warm",
+            daemon=True,
+        ).start()  # fmt: skip
+
+    def _finish_warming(self, worker: Worker, timeout: float) -> None:
+        try:
+            reply = worker.receive(timeout=timeout, what="listing voices")
+            if reply.get("ok") and self._info is None:
+                self._info = reply
+            self._release(worker)
+        except BaseException:  # the first real request reports it
+            worker.kill()
+        finally:
+            self._warm_worker = None
+            assert self._warming is not None
+            self._warming.set()
 
     def _release(self, worker: Worker) -> None:
         with self._lock:
@@ -197,6 +232,11 @@ class Pyttsx3Engine:
 
     def close(self) -> None:
         """Stop every idle worker (busy ones stop when their clip is done)."""
+        warming = self._warm_worker
+        if warming is not None:
+            warming.kill()  # still starting: its thread sees it die and lets go
+        if self._warming is not None:
+            self._warming.wait()
         with self._lock:
             idle, self._idle = self._idle, []
         for worker in idle:
@@ -206,6 +246,8 @@ class Pyttsx3Engine:
 
     def info(self) -> dict:
         """Library, versions, data path, voices and variants, as the worker reports them."""
+        if self._info is None and self._warming is not None:
+            self._warming.wait()  # the warm-up worker is listing them already
         if self._info is None:
             reply = self._ask(
                 {"op": "info"}, timeout=max(self.timeout, START_TIMEOUT), what="listing voices"
@@ -217,7 +259,12 @@ class Pyttsx3Engine:
 
     @property
     def version(self) -> str:
-        # From the library loaded here (cheap, no worker), so a full cache hit starts none.
+        # From the library loaded here (cheap, no worker), so a full cache hit starts none;
+        # or from the warm-up worker's answer when it is in already (the same library,
+        # loaded the same way): importing importlib.metadata alone takes ~35 ms.
+        info = self._info
+        if info is not None and info.get("pyttsx3", "unknown") != "unknown" and info.get("espeak"):
+            return f"pyttsx3-{info['pyttsx3']}/espeak-ng-{info['espeak']}"
         from importlib.metadata import version
 
         from prtvoice.tts.espeak import load_espeak

@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +37,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="20m,2h")
     parser.add_argument("--openings", default="speech,bell")
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="compile prtvoice's bytecode first (into a private PYTHONPYCACHEPREFIX), as an "
+        "installed package has it; without, an editable install under "
+        "PYTHONDONTWRITEBYTECODE compiles every module on every launch",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-play-"))
     base_env = {
@@ -44,6 +52,16 @@ def main() -> None:
         "PRTVOICE_HOME": str(work / "home"),
         "PRTVOICE_STATE": str(work / "state"),
     }
+    if args.bytecode:
+        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        base_env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        package = bench.ROOT / "prtvoice"
+        subprocess.run([bench.PY, "-m", "compileall", "-q", str(package)], env=base_env, check=True)
+        # The prefix holds every module's bytecode, the libraries' too: one
+        # launch, not timed, compiles what play imports.
+        warm_up = work / "warm-up.yaml"
+        warm_up.write_text(bench.script_yaml(["One line."], title="Warm-up"), "utf-8")
+        bench.first_sound(warm_up, {**base_env, "PRTVOICE_CACHE": str(work / "warm-up-cache")})
     try:
         for size in args.sizes.split(","):
             text = bench.script_yaml(bench.make_lines(bench.SESSIONS[size]), title=f"Bench {size}")
