@@ -22,6 +22,7 @@ import pytest
 
 from prtvoice import paths
 from prtvoice.errors import ExitStatus
+from prtvoice.options import Options
 from prtvoice.tts.cache import ClipCache
 
 ESPEAK = shutil.which("espeak-ng")
@@ -88,9 +89,14 @@ def assert_cache_consistent(cache: Path) -> None:
     """Every clip in the cache is whole; no temporary file is left behind."""
     if not cache.exists():
         return
-    store = ClipCache(cache, sample_rate=44100)
+    rates = (Options().sample_rate, Options().export_sample_rate)  # play's, export's
     for clip in (cache / "clips").glob("*/*"):
         assert not clip.name.startswith(".tmp-"), f"leftover {clip}"
+        with wave.open(str(clip), "rb") as f:
+            rate = f.getframerate()
+        assert rate in rates, f"{clip} at {rate} Hz"
+        # (a store at another rate would take the clip for damaged and remove it)
+        store = ClipCache(cache, sample_rate=rate)
         assert store.frames(clip.stem) is not None, f"damaged {clip}"
 
 
