@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -589,6 +590,10 @@ def _start_engine(config):
 
 def _play(script, *, engine, config, minutes, sets, vars_file, from_section, only, device,
           volume, ambience, resume) -> None:
+    # OpenBLAS starts a thread per core as numpy loads (~50 ms of the start);
+    # playing never multiplies matrices, and the cores are the audio's and the voice's.
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from prtvoice.player import Controller, warm_up
 
     warm_up()  # PortAudio loads while the script loads: the first sound comes sooner
