@@ -218,6 +218,21 @@ def encoder_command(
     return command
 
 
+PIPE_BYTES = 1 << 20  # ~12 s of 22.05 kHz float32 mono between renderer and encoder
+
+
+def _widen_pipe(stream) -> None:
+    # Linux pipes hold 64 KiB: two render blocks. A wider pipe lets rendering and
+    # encoding run apart on their two cores instead of in lockstep. Best effort:
+    # F_SETPIPE_SZ is Linux's (1031), and a system limit may refuse the size.
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError, ValueError, AttributeError):
+        pass
+
+
 class Encoder:
     """An ffmpeg process encoding what `write` sends it; use as a context manager.
 
@@ -239,6 +254,7 @@ class Encoder:
             )
         except OSError as exc:
             raise EncoderError(f"could not start {self.command[0]}: {exc}") from exc
+        _widen_pipe(self._process.stdin)
         # Drain stderr on a thread so a chatty ffmpeg never blocks on a full pipe.
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
