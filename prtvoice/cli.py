@@ -599,7 +599,7 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
     warm_up()  # PortAudio loads while the script loads: the first sound comes sooner
     from prtvoice import atomic, session
     from prtvoice import resume as resuming
-    from prtvoice.live import LiveSession
+    from prtvoice.live import LiveSession, warm_opening
 
     loaded = session.load(script, sets=session.parse_sets(sets or []), vars_file=vars_file)
     titles = [s.title for s in loaded.sections]
@@ -615,12 +615,14 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
         if point is None:
             _err("no stopped session of this script is remembered: starting at the beginning")
     options = session.options_from(config, ambience=ambience)
+    sounds = session.sound_bank(options)
+    warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
     if ambience is not None:
         from prtvoice.render import resolve_ambience
 
         resolve_ambience(loaded.ambience, options=options)  # an unknown name fails now
     voices = session.voice_bank(config, options, engine=engine)
-    live = LiveSession(loaded, options=options, voices=voices, sounds=session.sound_bank(options),
+    live = LiveSession(loaded, options=options, voices=voices, sounds=sounds,
                        target_seconds=None if minutes is None else minutes * 60.0,
                        only_section=only_index)
     controller = Controller(live, device=_device_spec(device), volume=volume,

@@ -30,6 +30,7 @@ the sections skipped.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -499,6 +500,27 @@ class LiveSession:
         with self._window_lock:
             self._prefetch_generation += 1  # a kick-off still under way starts nothing
         self._cancel_prefetch()
+
+
+def warm_opening(script: Script, *, section: int, sounds: Any) -> None:
+    """Start making the sound that opens `section` (a bell, typically) in the background.
+
+    It is the first thing the player needs, and generating one takes ~0.1 s
+    of numpy work that can run while the caller sets up the session; the
+    sound bank hands the same clip to the renderer when it asks (its lock
+    makes it wait for this one rather than make it twice). Errors are left
+    for the renderer to raise in their place.
+    """
+    steps = script.sections[section].steps if 0 <= section < len(script.sections) else ()
+    first = steps[0] if steps else None
+    if not isinstance(first, Sound):
+        return
+
+    def make() -> None:
+        with contextlib.suppress(Exception):  # raised again, in its place, by the renderer
+            sounds.clip(first.sound)
+
+    threading.Thread(target=make, name="prtvoice-opening", daemon=True).start()
 
 
 class _LateBed:

@@ -302,3 +302,26 @@ def test_a_session_opening_with_a_bell_sounds_before_any_speech_is_made(
     assert np.max(np.abs(np.concatenate(first))) > 0.1  # the bell
     assert live.prefetch_started(timeout=10)
     live.close()
+
+
+def test_the_opening_sound_is_made_ahead_and_only_once(script_dir, options):
+    from prtvoice.live import warm_opening
+
+    script = write(script_dir)  # opens with a soft bell
+    made = []
+
+    class CountingBank(SoundBank):
+        def _make_clip(self, ref):
+            made.append(ref.name)
+            return super()._make_clip(ref)
+
+    sounds = CountingBank(sample_rate=SR)
+    warm_opening(script, section=0, sounds=sounds)
+    warm_opening(script, section=1, sounds=sounds)  # opens with breathing: nothing to make
+    live = LiveSession(script, options=options, voices=FakeSpeech(), sounds=sounds)
+    _start, blocks = live.open(0)
+    first = next(blocks)
+    assert np.array_equal(
+        first, SoundBank(sample_rate=SR).clip(script.sections[0].steps[0].sound)[: len(first)]
+    )
+    assert made == ["soft-bell"]
