@@ -8,7 +8,12 @@ session's length:
 2. render again, apply one linear gain that brings the session to
    `options.loudness_lufs`, limit peaks gently only if that gain would push
    the true peak over `options.true_peak_db`, and stream the blocks into
-   ffmpeg while measuring what goes out.
+   ffmpeg (measuring what goes out when the limiter works).
+
+With the limiter, the gain that makes up for what it takes off is fitted in
+between on re-rendered spans only (`_fit_in_spans`: the hops it touches,
+~10 % of a session), not on a whole extra pass. Exports run at
+`Options.export_sample_rate` (eSpeak's own 22.05 kHz).
 
 The file is written beside the target under a hidden partial name and moved
 into place only when complete (prtvoice.atomic), then transcripts follow.
