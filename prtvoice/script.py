@@ -119,7 +119,7 @@ class Breathe:
     where: Location
 
     @property
-    def cycleseconds_of(self) -> float:
+    def cycle_seconds(self) -> float:
         return self.inhale + self.hold + self.exhale + self.hold_after
 
 
