@@ -69,6 +69,9 @@ class CommandEngine:
     def voices(self) -> list[VoiceInfo]:
         return list(self._voices)
 
+    def close(self) -> None:
+        """Nothing to stop: each clip is its own short-lived process."""
+
     def synthesize(
         self, text: str, *, voice_id: str, rate: float, volume: float, out: Path
     ) -> None:

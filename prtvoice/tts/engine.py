@@ -44,6 +44,10 @@ class Engine(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Stop any worker processes; idempotent."""
+        ...
+
 
 def words_per_minute(rate: float, *, base: int = CALM_WPM) -> int:
     """A relative rate as eSpeak words per minute, kept inside eSpeak's range."""
