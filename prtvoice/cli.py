@@ -590,17 +590,11 @@ def _start_engine(config):
 
 def _play(script, *, engine, config, minutes, sets, vars_file, from_section, only, device,
           volume, ambience, resume) -> None:
-    # OpenBLAS starts a thread per core as numpy loads (~50 ms of the start);
-    # playing never multiplies matrices, and the cores are the audio's and the voice's.
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from prtvoice.player import Controller, warm_up
-
-    warm_up()  # PortAudio loads while the script loads: the first sound comes sooner
     from prtvoice import atomic, session
     from prtvoice import resume as resuming
-    from prtvoice.live import LiveSession, warm_opening
 
+    # The script first (no numpy needed): then its opening bell is made while
+    # the audio modules load.
     loaded = session.load(script, sets=session.parse_sets(sets or []), vars_file=vars_file)
     titles = [s.title for s in loaded.sections]
     start = 0
@@ -615,8 +609,17 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
         if point is None:
             _err("no stopped session of this script is remembered: starting at the beginning")
     options = session.options_from(config, ambience=ambience)
+    # OpenBLAS starts a thread per core as numpy loads (~50 ms of the start);
+    # playing never multiplies matrices, and the cores are the audio's and the voice's.
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sounds = session.sound_bank(options)
+    from prtvoice.live import LiveSession, warm_opening
+
     warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
+    from prtvoice.player import Controller, warm_up
+
+    warm_up()  # PortAudio loads while the session is set up: the first sound comes sooner
     if ambience is not None:
         from prtvoice.render import resolve_ambience
 
