@@ -413,6 +413,11 @@ def export(
                          f"(a {suffix_format.name} name)")
     if minutes is not None and not (0 < minutes <= 240):
         raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    # ffmpeg and its encoder for the format, before any speech is synthesized.
+    from prtvoice.encode import choose_encoder
+    from prtvoice.ffmpeg import find_ffmpeg
+
+    choose_encoder(chosen, find_ffmpeg())
     # Where everything goes, checked (exists? --force? writable?) before any work.
     if not batch:
         target = output if output is not None else Path(sources[0].stem + chosen.suffix)

@@ -125,6 +125,8 @@ def test_prtvoice_ffmpeg_naming_a_missing_binary(script, env, tmp_path):
     done = run(["export", script, "-o", tmp_path / "out.mp3"], env)
     assert_clean_failure(done, ExitStatus.ENCODER, "PRTVOICE_FFMPEG names", "not an executable")
     assert not (tmp_path / "out.mp3").exists() and leftovers(tmp_path) == []
+    # Found out before any work: not one clip was synthesized.
+    assert not list((tmp_path / "cache").rglob("*.wav"))
 
 
 def test_no_ffmpeg_on_path_and_no_imageio(script, env, tmp_path):
