@@ -635,6 +635,12 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
                        only_section=only_index)
     controller = Controller(live, device=_device_spec(device), volume=volume,
                             start_section=start, block_frames=options.block_frames)
+    # Everything the session imports, imported before SIGTERM may raise (below):
+    # an exception landing in an import can leave its lock held for good.
+    import shutil  # noqa: F401 - for _draw_status
+
+    from prtvoice.keys import KeyReader  # noqa: F401 - for _drive
+
     interrupted = False
     try:
         with atomic.sigterm_raises():

@@ -49,6 +49,7 @@ from prtvoice.plan import (
     phase_frames,
     speech_requests,
 )
+from prtvoice.render import render_events
 from prtvoice.script import Breathe, Pause, Say, Script, Sound, VoiceSettings
 
 # eSpeak NG at rate 1.0 speaks roughly 14 characters a second; only a first
@@ -227,7 +228,6 @@ class LiveSession:
 
     def open(self, section: int) -> tuple[int, Iterator[np.ndarray]]:
         """Lay out and render from `section`'s start to the end of the session."""
-        from prtvoice.render import render_events  # heavy: only once playing starts
 
         start = self.section_start(section)
         self._start_prefetch(section)

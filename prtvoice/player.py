@@ -318,6 +318,11 @@ class Controller:
             "resume": make_tick(sr, pitch=990.0),
         }
         self._scratch = np.zeros(0, dtype=np.float32)
+        # Imported here, not in start(): a caller may turn signals into exceptions
+        # around start(), and one arriving while this thread waits for a module
+        # another thread is importing (PortAudio's warm-up) can leave Python's
+        # import locks held, so the renderer's next import would wait forever.
+        self._stop_exception, self._abort_exception = callback_exceptions()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -329,7 +334,6 @@ class Controller:
         with silence that then plays ahead of the first sound.
         """
         self._t0 = time.perf_counter()
-        self._stop_exception, self._abort_exception = callback_exceptions()
         self._stream = self._open_stream()
         self._producer = threading.Thread(target=self._produce, name="prtvoice-render", daemon=True)
         with self._seek_lock:
