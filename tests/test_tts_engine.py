@@ -182,3 +182,22 @@ def test_espeak_library_choice_in_a_subprocess(tmp_path, choice):
     assert ("espeakng_loader" in data_path) == (choice == "bundled")
     assert int(size) > 10_000
     assert f"({choice} library" in " ".join(describe)
+
+
+def test_the_fast_wav_reader_gives_the_general_readers_samples(tmp_path):
+    import wave
+
+    import numpy as np
+    from scipy.io import wavfile
+
+    pcm = (np.sin(np.arange(5000) / 7) * 30000).astype("<i2")
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(22050)
+        f.writeframes(pcm.tobytes())
+    samples, rate = read_engine_wav(path)
+    rate_general, data = wavfile.read(path)
+    assert rate == rate_general == 22050
+    assert np.array_equal(samples, (data.astype(np.float64) / 32768.0).astype(np.float32))

@@ -36,29 +36,6 @@ Request = tuple[str, VoiceSettings, str]
 MEMORY_BYTES = 8 * 1024 * 1024
 
 
-def _read_pcm16_wav(path: Path) -> tuple[np.ndarray, int] | None:
-    """A 16-bit PCM mono WAV (what the eSpeak NG worker writes) as `read_engine_wav`
-    returns it, sample for sample; None for anything else (read_engine_wav reads it).
-
-    The standard library's reader: scipy.io's import takes ~0.25 s, which would
-    hold up the first clip of a session, and so the first sound of `play`.
-    """
-    import wave
-
-    try:
-        with wave.open(str(path), "rb") as f:
-            if f.getsampwidth() != 2 or f.getnchannels() != 1 or f.getcomptype() != "NONE":
-                return None
-            rate = f.getframerate()
-            data = f.readframes(f.getnframes())
-    except (OSError, EOFError, wave.Error):
-        return None
-    if not data:
-        return None
-    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float64)
-    return (samples / 32768.0).astype(np.float32), int(rate)
-
-
 class _Job:
     """One clip to make. state: queued -> running -> done (or cancelled)."""
 
@@ -313,7 +290,7 @@ class VoiceBank:
             )
             if not out.is_file() or out.stat().st_size == 0:
                 raise VoiceError(f"the speech engine wrote no audio for {job.text[:50]!r}")
-            samples, engine_rate = _read_pcm16_wav(out) or read_engine_wav(out)
+            samples, engine_rate = read_engine_wav(out)
         try:
             shaped = shape_clip(samples, engine_rate=engine_rate, sample_rate=self.sample_rate)
         except VoiceError as exc:

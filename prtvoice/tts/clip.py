@@ -20,6 +20,9 @@ FADE_SECONDS = 0.005  # raised-cosine fade at both ends: no clicks
 
 def read_engine_wav(path: Path) -> tuple[np.ndarray, int]:
     """Any PCM or float WAV as float32 mono samples and its rate; VoiceError if unreadable."""
+    fast = _read_pcm16_mono(path)
+    if fast is not None:
+        return fast
     from scipy.io import wavfile
 
     try:
@@ -38,6 +41,29 @@ def read_engine_wav(path: Path) -> tuple[np.ndarray, int]:
     if samples.size == 0:
         raise VoiceError(f"the speech engine wrote an empty WAV ({path.name})")
     return samples.astype(np.float32), int(rate)
+
+
+def _read_pcm16_mono(path: Path) -> tuple[np.ndarray, int] | None:
+    """What eSpeak NG writes (16-bit PCM mono), read with the standard library.
+
+    Same samples as the general path below; scipy.io's import takes ~0.25 s,
+    which would hold up the first clip of a session and so `play`'s first
+    sound. None for any other kind of WAV.
+    """
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as f:
+            if f.getsampwidth() != 2 or f.getnchannels() != 1 or f.getcomptype() != "NONE":
+                return None
+            rate = f.getframerate()
+            data = f.readframes(f.getnframes())
+    except (OSError, EOFError, wave.Error):
+        return None
+    if not data:
+        return None
+    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float64)
+    return (samples / 32768.0).astype(np.float32), int(rate)
 
 
 def shape_clip(samples: np.ndarray, *, engine_rate: int, sample_rate: int) -> np.ndarray:
