@@ -8,10 +8,13 @@ one exit status per kind (prtvoice.errors.ExitStatus) and no traceback unless
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -595,8 +598,8 @@ def _start_engine(config):
 
 def _play(script, *, engine, config, minutes, sets, vars_file, from_section, only, device,
           volume, ambience, resume) -> None:
-    from prtvoice import atomic, session
     from prtvoice import resume as resuming
+    from prtvoice import session
 
     # The script first (no numpy needed): then its opening bell is made while
     # the audio modules load.
@@ -643,10 +646,10 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
 
     interrupted = False
     try:
-        with atomic.sigterm_raises():
+        with _signals_request_stop() as stop:
             controller.start()
             try:
-                _drive(controller)
+                _drive(controller, stop=stop)
             except (KeyboardInterrupt, PrtvoiceError) as exc:
                 if isinstance(exc, PrtvoiceError) and exc.exit_status != ExitStatus.INTERRUPTED:
                     raise
@@ -696,14 +699,44 @@ def _print_devices() -> None:
 _STATUS = {"width": 0}
 
 
-def _drive(controller, *, keys: bool = True) -> None:
-    """Until the session ends: read keys (on a terminal) and draw the status line."""
+@contextlib.contextmanager
+def _signals_request_stop():
+    """While playing, SIGTERM and SIGINT only ask for a stop (an Event the drive
+    loop checks), never raise in the middle of whatever runs: an exception landing
+    inside Thread.start() or an import leaves the interpreter's own state broken.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum, frame):
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drive(controller, *, keys: bool = True, stop: threading.Event | None = None) -> None:
+    """Until the session ends: read keys (on a terminal) and draw the status line.
+
+    Raises KeyboardInterrupt when `stop` is set (a signal asked for it) or on Ctrl-C.
+    """
     from prtvoice.keys import KeyReader, dispatch
+
+    def stop_requested() -> bool:
+        return stop is not None and stop.is_set()
 
     show = sys.stdout.isatty()
     if keys and KeyReader.is_terminal():
         with KeyReader() as reader:
             while controller.wait(timeout=0) is None:  # also raises what went wrong
+                if stop_requested():
+                    raise KeyboardInterrupt
                 for key in reader.read(0.15):
                     if key == "ctrl-c":
                         raise KeyboardInterrupt
@@ -712,6 +745,8 @@ def _drive(controller, *, keys: bool = True) -> None:
                     _draw_status(controller.snapshot())
         return
     while controller.wait(timeout=0.25) is None:
+        if stop_requested():
+            raise KeyboardInterrupt
         if show:
             _draw_status(controller.snapshot())
 
