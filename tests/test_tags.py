@@ -103,27 +103,7 @@ def test_id3_chapters_stay_in_order_in_the_file(tmp_path):
 
 def test_id3_chapters_read_back(tmp_path):
     mp3 = tmp_path / "t.mp3"
-    pcm = (0.1 * np.sin(np.arange(44100 * 3) / 10)).astype("<f4").tobytes()
-    subprocess.run(
-        [
-            find_ffmpeg(),
-            "-v",
-            "error",
-            "-f",
-            "f32le",
-            "-ar",
-            "44100",
-            "-ac",
-            "1",
-            "-i",
-            "-",
-            "-c:a",
-            "libmp3lame",
-            str(mp3),
-        ],
-        input=pcm,
-        check=True,
-    )
+    _silent_mp3(mp3)
     chapters = [Chapter("Arriving", 0, 1000), Chapter("Ümlaut part", 1000, 3000)]
     write_id3(mp3, Tags("Title", "Artist", "Album", comment="id x", track=(3, 4)), chapters)
     from mutagen.id3 import ID3
