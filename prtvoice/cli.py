@@ -575,14 +575,40 @@ def play(
     if minutes is not None and not (0 < minutes <= 240):
         raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
 
-    config = _config()
-    engine = _start_engine(config)  # first: its worker starts while the rest loads
+    with _signals_exit_quietly():
+        config = _config()
+        engine = _start_engine(config)  # first: its worker starts while the rest loads
+        try:
+            _play(script, engine=engine, config=config, minutes=minutes, sets=sets,
+                  vars_file=vars_file, from_section=from_section, only=only, device=device,
+                  volume=volume, ambience=ambience, resume=resume)
+        finally:
+            engine.close()  # idempotent: the voice bank closes it too
+
+
+@contextlib.contextmanager
+def _signals_exit_quietly():
+    """Before any sound, SIGTERM or SIGINT ends `play` at once with status 130.
+
+    Nothing is written yet and nothing needs a fade, so there is nothing to
+    clean up; raising instead could land inside an import and leave its lock
+    held. (The speech worker ends when its pipe closes.) While sound plays,
+    `_signals_request_stop` takes over and fades out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum, frame):
+        os.write(2, b"stopped\n")
+        os._exit(int(ExitStatus.INTERRUPTED))
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _play(script, engine=engine, config=config, minutes=minutes, sets=sets,
-              vars_file=vars_file, from_section=from_section, only=only, device=device,
-              volume=volume, ambience=ambience, resume=resume)
+        yield
     finally:
-        engine.close()  # idempotent: the voice bank closes it too
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_engine(config):

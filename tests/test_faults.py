@@ -414,3 +414,22 @@ def test_playback_stopped_by_a_signal(script, env, own_sink, how):
     _, err = process.communicate(timeout=60)
     assert process.returncode == int(ExitStatus.INTERRUPTED), (process.returncode, err)
     assert "Traceback" not in err
+
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_before_play_makes_sound_exits_130_quietly(how):
+    # While play is still starting (config, the speech worker, audio modules) a
+    # signal must end it with 130 and a plain word, wherever it lands.
+    code = (
+        "import os, signal, time\n"
+        "from prtvoice.cli import _signals_exit_quietly\n"
+        "with _signals_exit_quietly():\n"
+        f"    os.kill(os.getpid(), {int(how)})\n"
+        "    time.sleep(5)\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == int(ExitStatus.INTERRUPTED), (done.returncode, done.stderr)
+    assert done.stderr == "stopped\n"
+    assert "not reached" not in done.stdout
