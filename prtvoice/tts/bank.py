@@ -326,8 +326,20 @@ class VoiceBank:
         return jobs
 
     def prefetch(self, requests: Iterable[Request]) -> None:
-        """Make every missing clip, `jobs` at a time; blocking; raises the first failure."""
-        self.prefetch_background(requests).wait()
+        """Make every missing clip, `jobs` at a time; blocking; raises the first failure.
+
+        Interrupted (Ctrl-C, SIGTERM raised as an exception), it starts no further
+        clip and lets the ones being made finish before the exception goes on: a
+        daemon thread cut off at exit would leave a half-written temp in the cache.
+        """
+        handle = self.prefetch_background(requests)
+        try:
+            handle.wait()
+        except BaseException:
+            handle.cancel()
+            for thread in handle._threads:
+                thread.join(timeout=30)
+            raise
 
     def prefetch_background(self, requests: Iterable[Request]) -> Prefetch:
         """Make every missing clip in the background, in request order.
