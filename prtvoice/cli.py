@@ -414,8 +414,7 @@ def export(
     if fmt and suffix_format and suffix_format.name != chosen.name:
         raise InputError(f"--format {chosen.name} does not match -o {output} "
                          f"(a {suffix_format.name} name)")
-    if minutes is not None and not (0 < minutes <= 240):
-        raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    session.check_minutes(minutes)
     # ffmpeg and its encoder for the format, before any speech is synthesized.
     from prtvoice.encode import choose_encoder
     from prtvoice.ffmpeg import find_ffmpeg
@@ -559,7 +558,7 @@ def play(
       prtvoice play somatic-tracking --minutes 12 --set area='left knee'
       prtvoice play body-scan --resume
     """
-    from prtvoice.errors import InputError
+    from prtvoice import session
 
     if list_devices:
         _print_devices()
@@ -572,8 +571,7 @@ def play(
         raise InputError("--resume picks the section itself: leave out --from and --only")
     if not 0 <= volume <= 1:
         raise InputError(f"--volume must be between 0 and 1, got {volume:g}")
-    if minutes is not None and not (0 < minutes <= 240):
-        raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    session.check_minutes(minutes)
 
     with _signals_exit_quietly():
         config = _config()

@@ -150,6 +150,15 @@ def find_section(script: Script, spec: str) -> int:
     raise InputError(f"{script.path} has no section {spec!r}; its sections: {listing}")
 
 
+def check_minutes(minutes: float | None) -> None:
+    """--minutes, checked before any work: more than 0, at most the 4-hour session limit."""
+    from prtvoice.names import MAX_SESSION_SECONDS
+
+    limit = MAX_SESSION_SECONDS / 60
+    if minutes is not None and not (0 < minutes <= limit):
+        raise InputError(f"--minutes must be more than 0 and at most {limit:g}, got {minutes:g}")
+
+
 def make_plan(
     script: Script,
     *,
@@ -163,8 +172,7 @@ def make_plan(
     """The exact plan, synthesizing every clip first (in parallel on the bank's workers)."""
     from prtvoice.plan import plan_script
 
-    if minutes is not None and not (0 < minutes <= 240):
-        raise InputError(f"--minutes must be more than 0 and at most 240, got {minutes:g}")
+    check_minutes(minutes)
     return plan_script(
         script,
         options=options,
