@@ -337,8 +337,11 @@ class VoiceBank:
             handle.wait()
         except BaseException:
             handle.cancel()
-            for thread in handle._threads:
-                thread.join(timeout=30)
+            # Wait on the jobs, not Thread.join: a join the signal interrupted can mark
+            # a thread that is still running as stopped (CPython's bpo-45274 handling
+            # releases the running thread's own lock), and a later join returns at once.
+            for job in handle._jobs:
+                job.finished.wait(timeout=30)
             raise
 
     def prefetch_background(self, requests: Iterable[Request]) -> Prefetch:

@@ -104,12 +104,12 @@ class ClipCache:
         """Write `clip` atomically; returns exactly what a later load() gives."""
         path = self.path(key)
         pcm = np.round(np.clip(clip.reshape(-1), -1.0, 32767 / 32768) * 32768).astype("<i2")
+        # One try from the temp file's creation on: an interrupt (SIGTERM raised as
+        # an exception) landing between creating and writing it must still remove it.
+        temp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".wav")
-        except OSError as exc:
-            raise _unwritable(self.root, exc) from exc
-        try:
             with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as f:
                 f.setnchannels(1)
                 f.setsampwidth(2)
@@ -117,7 +117,8 @@ class ClipCache:
                 f.writeframes(pcm.tobytes())
             os.replace(temp, path)
         except BaseException as exc:
-            Path(temp).unlink(missing_ok=True)
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
             if isinstance(exc, OSError):  # a full disk, a read-only cache folder
                 raise _unwritable(self.root, exc) from exc
             raise
