@@ -52,6 +52,30 @@ def test_rate_changes_length_and_same_request_is_identical(engine, tmp_path):
     np.testing.assert_array_equal(slow, again)  # no state carried from clip to clip
 
 
+def test_a_clip_does_not_depend_on_what_the_worker_said_or_loaded_before(tmp_path):
+    # The worker keeps the last voice loaded between clips (each clip is spoken in a
+    # child forked from it): a clip must still be the same bytes as from a fresh worker.
+    def clip(engine, name, text, voice_id):
+        out = tmp_path / name
+        engine.synthesize(text, voice_id=voice_id, rate=0.9, volume=1.0, out=out)
+        return out.read_bytes()
+
+    busy = Pyttsx3Engine()
+    try:
+        for i, voice_id in enumerate(["gmw/en-us", "roa/fr+steph", "gmw/en-us+steph"]):
+            clip(busy, f"before-{i}.wav", "Something else first, to change the state.", voice_id)
+        used = clip(busy, "used.wav", TEXT, "gmw/en-us+steph")
+        other = clip(busy, "other.wav", TEXT, "gmw/en-us")
+    finally:
+        busy.close()
+    for voice_id, seen in (("gmw/en-us+steph", used), ("gmw/en-us", other)):
+        fresh = Pyttsx3Engine()
+        try:
+            assert clip(fresh, f"fresh-{voice_id.replace('/', '_')}.wav", TEXT, voice_id) == seen
+        finally:
+            fresh.close()
+
+
 def test_volume_scales(engine, tmp_path):
     loud = read_engine_wav(speak(engine, tmp_path, volume=1.0))[0]
     quiet = read_engine_wav(speak(engine, tmp_path, volume=0.5))[0]
