@@ -574,6 +574,9 @@ def play(
     session.check_minutes(minutes)
 
     with _signals_exit_quietly():
+        from prtvoice.device import warm_up
+
+        warm_up()  # PortAudio initialises on a thread while everything else loads
         config = _config()
         engine = _start_engine(config)  # first: its worker starts while the rest loads
         try:
@@ -649,9 +652,6 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
     from prtvoice.live import LiveSession, warm_opening
 
     warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
-    from prtvoice.player import Controller, warm_up
-
-    warm_up()  # PortAudio loads while the session is set up: the first sound comes sooner
     if ambience is not None:
         from prtvoice.render import resolve_ambience
 
@@ -660,6 +660,9 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
     live = LiveSession(loaded, options=options, voices=voices, sounds=sounds,
                        target_seconds=None if minutes is None else minutes * 60.0,
                        only_section=only_index)
+    live.warm(start)  # the first words are spoken while the player is set up
+    from prtvoice.player import Controller
+
     controller = Controller(live, device=_device_spec(device), volume=volume,
                             start_section=start, block_frames=options.block_frames)
     # Everything the session imports, imported before SIGTERM may raise (below):
@@ -712,7 +715,7 @@ def _device_spec(device: str | None):
 
 
 def _print_devices() -> None:
-    from prtvoice.player import list_output_devices
+    from prtvoice.device import list_output_devices
 
     for d in list_output_devices():
         mark = "*" if d["default"] else " "

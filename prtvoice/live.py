@@ -168,6 +168,7 @@ class LiveSession:
         self._prefetched = 0
         self._prefetch_generation = 0
         self._kick: threading.Thread | None = None
+        self._warmed: int | None = None  # section whose prefetch `warm` started
         self.stats.on_layout = self._laid_out
         self._warming_sounds = _WarmingSounds(sounds, self.sample_rate)
         self.flexible_given: dict[int, int] = {}  # flexible pause index -> frames chosen
@@ -226,11 +227,23 @@ class LiveSession:
     def section_titles(self) -> Sequence[str]:
         return [s.title for s in self.script.sections]
 
+    def warm(self, section: int) -> None:
+        """Start synthesizing the opening clips of `section` now, ahead of `open`.
+
+        The player opens its first section only once its stream exists; a
+        caller that knows where playback starts calls this as soon as the
+        session is built, so the first clip is made while the rest starts up.
+        """
+        self._start_prefetch(section)
+        self._warmed = section
+
     def open(self, section: int) -> tuple[int, Iterator[np.ndarray]]:
         """Lay out and render from `section`'s start to the end of the session."""
 
         start = self.section_start(section)
-        self._start_prefetch(section)
+        warmed, self._warmed = self._warmed, None
+        if warmed != section:  # else `warm` already started this very window
+            self._start_prefetch(section)
         with self._lock:
             keep = next(
                 (i for i, e in enumerate(self._events) if e.section >= section), len(self._events)

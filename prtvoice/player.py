@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from prtvoice.device import device_hint, import_sounddevice
 from prtvoice.errors import AudioDeviceError, PrtvoiceError
 
 # Listener-facing constants: chosen by ear, documented in the README.
@@ -122,51 +123,6 @@ class PlayResult:
     underflows: int
     gaps: int
     first_sound: float | None
-
-
-def import_sounddevice():
-    """sounddevice, or AudioDeviceError when the PortAudio library is missing."""
-    try:
-        import sounddevice
-    except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
-        raise AudioDeviceError(
-            "the PortAudio library is missing, so prtvoice cannot play sound: install it "
-            "(apt install libportaudio2), or make a file with `prtvoice export`"
-        ) from exc
-    return sounddevice
-
-
-def warm_up() -> None:
-    """Load PortAudio in the background (it takes ~0.1-0.2 s), so a caller can
-    do other start-up work meanwhile. Errors surface later, when it is used."""
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # the real use reports it properly
-            import sounddevice  # noqa: F401
-
-    threading.Thread(target=load, name="prtvoice-portaudio", daemon=True).start()
-
-
-def list_output_devices() -> list[dict[str, Any]]:
-    """Output devices as sounddevice describes them, each with `index` and `default`."""
-    sd = import_sounddevice()
-    try:
-        devices = sd.query_devices()
-        default = sd.default.device[1]
-    except sd.PortAudioError as exc:
-        raise AudioDeviceError(f"could not list audio devices: {exc}") from exc
-    found = []
-    for index, info in enumerate(devices):
-        if info["max_output_channels"] > 0:
-            found.append({**info, "index": index, "default": index == default})
-    return found
-
-
-def _device_hint() -> str:
-    return (
-        "check the device with `prtvoice play --list-devices`, start the sound server "
-        "(e.g. `pulseaudio --start`), or make a file with `prtvoice export`"
-    )
 
 
 def make_tick(sample_rate: int, *, pitch: float, seconds: float = 0.03, level: float = 0.12):
@@ -353,7 +309,7 @@ class Controller:
         try:
             stream.start()
         except Exception as exc:
-            message = f"could not start the audio output ({exc}): {_device_hint()}"
+            message = f"could not start the audio output ({exc}): {device_hint()}"
             self._error = AudioDeviceError(message)
 
     def _open_stream(self):
@@ -385,10 +341,10 @@ class Controller:
                 return sd.OutputStream(channels=2, **kwargs)
         except ValueError as exc:
             raise AudioDeviceError(
-                f"no output device matches {device!r}: {_device_hint()}"
+                f"no output device matches {device!r}: {device_hint()}"
             ) from exc
         except sd.PortAudioError as exc:
-            message = f"could not open the audio output ({exc}): {_device_hint()}"
+            message = f"could not open the audio output ({exc}): {device_hint()}"
             raise AudioDeviceError(message) from exc
 
     def wait(self, timeout: float | None = None) -> PlayResult | None:
@@ -409,7 +365,7 @@ class Controller:
             ):
                 self._error = AudioDeviceError(
                     "the audio device stopped playing (was it unplugged, or did the sound "
-                    f"server stop?): {_device_hint()}"
+                    f"server stop?): {device_hint()}"
                 )
                 self._abort()
                 break
@@ -420,7 +376,7 @@ class Controller:
             error = self._error
             if isinstance(error, PrtvoiceError):
                 raise error
-            raise AudioDeviceError(f"playback failed: {error}: {_device_hint()}") from error
+            raise AudioDeviceError(f"playback failed: {error}: {device_hint()}") from error
         section, _ = self.source.describe(self._position)
         return PlayResult(
             completed=self._ended and not self._stopped,
@@ -455,7 +411,7 @@ class Controller:
         if self._mode != _DONE and self._error is None and not self._closing.is_set():
             self._error = AudioDeviceError(
                 "the audio device stopped playing (was it unplugged, or did the sound "
-                f"server stop?): {_device_hint()}"
+                f"server stop?): {device_hint()}"
             )
         self._done.set()
 
