@@ -451,7 +451,7 @@ def export(
             try:
                 result = exporting.export_plan(
                     prepared.plan, blocks=prepared.blocks, target=target, options=options,
-                    force=force, transcripts=kinds, progress=progress,
+                    force=force, transcripts=kinds, progress=progress, memory=prepared.memory,
                 )
             finally:
                 if prepared.close:

@@ -1,7 +1,8 @@
 """Plan -> a phone-ready file: measure, normalise, encode, tag, move into place.
 
 Two passes over the deterministic render, so memory never grows with the
-session's length:
+session's length (one pass when the script's last export left its gain in
+the GainMemory and encoding at that gain meets the target, see `_one_pass`):
 
 1. render and measure: integrated loudness (BS.1770, gated, so the long
    silences of a session do not count) and true peak;
@@ -38,7 +39,9 @@ from prtvoice import atomic
 from prtvoice.encode import Encoder, Format, encoder_command, format_for
 from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
 from prtvoice.ffmpeg import find_ffmpeg
+from prtvoice.gain_memory import GainMemory, Recalled
 from prtvoice.loudness import (
+    BackgroundMeter,
     LoudnessMeter,
     Measurement,
     PeakLimiter,
@@ -63,6 +66,9 @@ CODEC_HEADROOM_DB = {"mp3": 0.5, "m4a": 1.0, "opus": 0.6, "ogg": 0.6}
 # for the peaks between samples (speech from eSpeak has little energy near Nyquist).
 INTERSAMPLE_MARGIN_DB = 0.3
 LOUDNESS_TOLERANCE_LU = 0.05  # a limited export lands this close to the target
+# A one-pass export at a remembered gain is kept this close: a tenth of the
+# smallest loudness step a listener notices (~1 LU), a fifth of EBU R128's ±0.5 LU.
+ONE_PASS_TOLERANCE_LU = 0.1
 FIT_TOLERANCE_LU = 0.01  # the span fit aims closer still: the encoding pass then never repeats
 FIT_STEPS = 5
 
@@ -71,7 +77,7 @@ FIT_STEPS = 5
 class Loudness:
     """The gain decision of pass 1."""
 
-    measured: Measurement  # the render at unity gain
+    measured: Measurement | None  # the render at unity gain (None: not measured, remembered)
     gain_db: float
     limit_db: float | None  # sample ceiling of the limiter in dBFS, None: not needed
 
@@ -95,6 +101,7 @@ class ExportResult:
     fit_frames: int = 0  # frames re-rendered to fit the limited gain (0: a whole pass, or none)
     measure_seconds: float = 0.0
     encode_seconds: float = 0.0
+    passes: int = 2  # over the whole session: 1 when a remembered gain landed (GainMemory)
 
     @property
     def seconds(self) -> float:
@@ -355,8 +362,13 @@ def export_plan(
     transcripts: Sequence[str] = (),
     track: tuple[int, int] | None = None,
     progress: Progress | None = None,
+    memory: GainMemory | None = None,
 ) -> ExportResult:
     """Export one plan to `target` in `options.format`; see the module docstring.
+
+    With `memory`, a script exported before is first encoded in one pass at
+    the gain its last export settled on (kept when what goes out meets the
+    target), and every export leaves its gain there for the next one.
 
     Raises OutputExistsError (target exists, no `force`) before any work,
     EncoderError when ffmpeg lacks the encoder, fails, or the folder cannot
@@ -367,52 +379,18 @@ def export_plan(
     fmt = format_for(options.format)
     check_targets(target_paths(target, transcripts), force=force)
     ffmpeg = find_ffmpeg()
-    total = 2 * plan.frames
     sr = plan.sample_rate
     tags = tags_for(plan, artist=options.artist, album=options.album, track=track)
     chapters = chapters_for(plan)
+    key = recalled = None
+    if memory is not None:
+        key = memory.key(
+            script=str(plan.script.path), fmt=fmt.name, sample_rate=sr,
+            loudness_lufs=options.loudness_lufs, true_peak_db=options.true_peak_db,
+        )  # fmt: skip
+        recalled = memory.recall(key)
 
     started = time.perf_counter()
-    limiting = False
-    fit_frames = 0
-    measured, pass1 = _measure(
-        blocks, frames=plan.frames, sample_rate=sr, progress=progress, total=total
-    )
-    decision = decide_gain(measured, options=options, fmt=fmt)
-    point: tuple[float, float] | None = None
-    span = getattr(blocks, "span", None)
-    if decision.limit_db is not None and span is not None:
-        # Limiting takes some loudness off the peaks, the more the higher the gain:
-        # find the gain that makes up for it on the few spans the limiter touches.
-        # The encoding pass still measures what it sends (and corrects a miss).
-        limiting = True
-        decision, point, fit_frames = _fit_in_spans(
-            span,
-            decision,
-            pass1,
-            target=options.loudness_lufs,
-            frames=plan.frames,
-            sample_rate=sr,
-        )
-    elif decision.limit_db is not None:
-        # Limiting takes some loudness off the peaks, the more the higher the
-        # gain. Measure the limited stream (loudness only, no encoding) and
-        # correct the gain by one step; the encoding pass measures the result,
-        # and only if it missed is the file encoded again (a secant step).
-        limiting = True
-        total = 3 * plan.frames
-        decision, point = _fit_limited_gain(
-            blocks,
-            decision,
-            target=options.loudness_lufs,
-            frames=plan.frames,
-            sample_rate=sr,
-            progress=progress,
-            total=total,
-        )
-    measured_at = time.perf_counter()
-    encoded_from = total - plan.frames
-
     with tempfile.TemporaryDirectory(prefix="prtvoice-") as scratch:
         metadata = None
         if fmt.chapters in ("ffmetadata", "vorbis"):
@@ -429,27 +407,29 @@ def export_plan(
                 metadata_file=metadata,
                 tags=tags.as_ffmpeg() if fmt.chapters == "none" else None,
             )
-            while True:
-                result, limiter = _encode(
-                    blocks, decision, command=command, frames=plan.frames, sample_rate=sr,
-                    progress=progress, done=encoded_from, total=total,
+            landed = None
+            if recalled is not None:
+                landed = _one_pass(
+                    blocks, recalled, command=command, frames=plan.frames, sample_rate=sr,
+                    options=options, fmt=fmt, progress=progress,
                 )  # fmt: skip
-                if result is None:  # one linear gain: the output is pass 1's audio x gain
-                    result = _scaled(measured, decision.gain_db)
-                got = result.loudness_lufs
-                if point is None or not math.isfinite(got):
-                    break
-                if abs(options.loudness_lufs - got) <= LOUDNESS_TOLERANCE_LU:
-                    break
-                gain_db = _secant(point, (decision.gain_db, got), options.loudness_lufs)
-                point = None  # one correction, as before: the secant lands it
-                decision = replace(decision, gain_db=gain_db)
-                encoded_from, total = total, total + plan.frames
+            if landed is not None:
+                outcome = landed
+            else:
+                outcome = _two_passes(
+                    blocks, command=command, frames=plan.frames, sample_rate=sr,
+                    options=options, fmt=fmt, progress=progress,
+                    done=plan.frames if recalled is not None else 0,
+                )  # fmt: skip
+                if recalled is not None:  # the pass that missed counts too
+                    outcome = replace(outcome, passes=outcome.passes + 1)
             if fmt.chapters == "id3":
                 write_id3(out.partial, tags, chapters)
             elif fmt.chapters == "vorbis" and chapters:
                 write_vorbis_chapters(out.partial, chapters)
             out.commit()
+    if memory is not None and key is not None and math.isfinite(outcome.result.loudness_lufs):
+        memory.remember(key, Recalled(outcome.decision.gain_db, outcome.decision.limit_db))
     written = [
         atomic_text(
             target.with_suffix(f".{kind}"),
@@ -459,23 +439,148 @@ def export_plan(
         for kind in transcripts
     ]
     finished = time.perf_counter()
+    decision, result, limiter = outcome.decision, outcome.result, outcome.limiter
     return ExportResult(
         path=target,
         format=fmt.name,
         frames=plan.frames,
         sample_rate=sr,
         title=plan.script.title,
-        source_lufs=measured.loudness_lufs,
+        source_lufs=outcome.source_lufs,
         gain_db=decision.gain_db,
         limited_frames=limiter.reduced_frames if limiter else 0,
         loudness_lufs=result.loudness_lufs,
         true_peak_db=result.true_peak_db,
         transcripts=tuple(written),
-        limiter_pass=limiting,
-        fit_frames=fit_frames,
-        measure_seconds=measured_at - started,
-        encode_seconds=finished - measured_at,
+        limiter_pass=outcome.limiting,
+        fit_frames=outcome.fit_frames,
+        measure_seconds=outcome.measured_at - started if outcome.measured_at else 0.0,
+        encode_seconds=finished - (outcome.measured_at or started),
+        passes=outcome.passes,
     )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How the audio of an export was made (see export_plan)."""
+
+    decision: Loudness
+    result: Measurement  # of what went to the encoder
+    limiter: PeakLimiter | None
+    source_lufs: float
+    passes: int  # passes over the session (measuring, fitting spans aside, and encoding)
+    limiting: bool = False
+    fit_frames: int = 0
+    measured_at: float | None = None  # perf_counter when the measuring was done
+
+
+def _one_pass(
+    blocks: BlockSource,
+    recalled: Recalled,
+    *,
+    command: list[str],
+    frames: int,
+    sample_rate: int,
+    options: Options,
+    fmt: Format,
+    progress: Progress | None,
+) -> _Outcome | None:
+    """Encode at a remembered gain, measuring what goes out; None when it missed the target.
+
+    The meter runs on its own thread (BackgroundMeter), so encoding starts at
+    once instead of after the meter's imports. The file meets the target when
+    its loudness is within ONE_PASS_TOLERANCE_LU and its true peak under the
+    format's ceiling; the caller then encodes again, measured first.
+    """
+    decision = Loudness(None, recalled.gain_db, recalled.limit_db)
+    meter = BackgroundMeter(sample_rate=sample_rate)
+    try:
+        _, limiter = _encode(
+            blocks, decision, command=command, frames=frames, sample_rate=sample_rate,
+            progress=progress, done=0, total=frames, meter=meter,
+        )  # fmt: skip
+        result = meter.result()
+    except BaseException:
+        meter.cancel()
+        raise
+    ceiling_db = options.true_peak_db - CODEC_HEADROOM_DB.get(fmt.name, 0.0)
+    if (
+        not math.isfinite(result.loudness_lufs)
+        or abs(options.loudness_lufs - result.loudness_lufs) > ONE_PASS_TOLERANCE_LU
+        or result.true_peak_db > ceiling_db
+    ):
+        return None
+    # Without the limiter this is exact; with it, the loudness it took off counts too.
+    source = result.loudness_lufs - decision.gain_db
+    return _Outcome(decision, result, limiter, source, passes=1, limiting=limiter is not None)
+
+
+def _two_passes(
+    blocks: BlockSource,
+    *,
+    command: list[str],
+    frames: int,
+    sample_rate: int,
+    options: Options,
+    fmt: Format,
+    progress: Progress | None,
+    done: int,
+) -> _Outcome:
+    """Measure the session, decide the gain (fitting it under the limiter), encode."""
+    sr = sample_rate
+    total = done + 2 * frames
+    limiting = False
+    fit_frames = 0
+    measured, pass1 = _measure(
+        blocks, frames=frames, sample_rate=sr, progress=progress, done=done, total=total
+    )
+    passes = 1
+    decision = decide_gain(measured, options=options, fmt=fmt)
+    point: tuple[float, float] | None = None
+    span = getattr(blocks, "span", None)
+    if decision.limit_db is not None and span is not None:
+        # Limiting takes some loudness off the peaks, the more the higher the gain:
+        # find the gain that makes up for it on the few spans the limiter touches.
+        # The encoding pass still measures what it sends (and corrects a miss).
+        limiting = True
+        decision, point, fit_frames = _fit_in_spans(
+            span, decision, pass1, target=options.loudness_lufs, frames=frames, sample_rate=sr
+        )
+    elif decision.limit_db is not None:
+        # Limiting takes some loudness off the peaks, the more the higher the
+        # gain. Measure the limited stream (loudness only, no encoding) and
+        # correct the gain by one step; the encoding pass measures the result,
+        # and only if it missed is the file encoded again (a secant step).
+        limiting = True
+        total += frames
+        passes += 1
+        decision, point = _fit_limited_gain(
+            blocks, decision, target=options.loudness_lufs, frames=frames, sample_rate=sr,
+            progress=progress, total=total,
+        )  # fmt: skip
+    measured_at = time.perf_counter()
+    encoded_from = total - frames
+    while True:
+        passes += 1
+        result, limiter = _encode(
+            blocks, decision, command=command, frames=frames, sample_rate=sr,
+            progress=progress, done=encoded_from, total=total,
+        )  # fmt: skip
+        if result is None:  # one linear gain: the output is pass 1's audio x gain
+            result = _scaled(measured, decision.gain_db)
+        got = result.loudness_lufs
+        if point is None or not math.isfinite(got):
+            break
+        if abs(options.loudness_lufs - got) <= LOUDNESS_TOLERANCE_LU:
+            break
+        gain_db = _secant(point, (decision.gain_db, got), options.loudness_lufs)
+        point = None  # one correction, as before: the secant lands it
+        decision = replace(decision, gain_db=gain_db)
+        encoded_from, total = total, total + frames
+    return _Outcome(
+        decision, result, limiter, measured.loudness_lufs, passes=passes, limiting=limiting,
+        fit_frames=fit_frames, measured_at=measured_at,
+    )  # fmt: skip
 
 
 def _scaled(measured: Measurement, gain_db: float) -> Measurement:
@@ -498,15 +603,19 @@ def _encode(
     progress: Progress | None,
     done: int,
     total: int,
+    meter: StreamMeter | BackgroundMeter | None = None,
 ) -> tuple[Measurement | None, PeakLimiter | None]:
     """One pass: gain, limiter, into ffmpeg.
 
     With the limiter, measures exactly what goes out; without it the output
     is the measured stream times one gain, so nothing is measured (None).
+    A `meter` given is fed what goes out (its result is the caller's to take).
     """
     gain = np.float32(from_db(decision.gain_db))
     limiter = _limiter(decision, sample_rate)
-    meter = StreamMeter(sample_rate=sample_rate) if limiter is not None else None
+    given = meter is not None
+    if meter is None and limiter is not None:
+        meter = StreamMeter(sample_rate=sample_rate)
     with Encoder(command) as encoder:
         count = 0
         for block in blocks():
@@ -520,10 +629,15 @@ def _encode(
                 progress(done + min(count, frames), total)
         if limiter is not None:
             _send(encoder, meter, limiter.finish())
-    return (meter.result() if meter is not None else None), limiter
+    if given or meter is None:
+        return None, limiter
+    assert isinstance(meter, StreamMeter)
+    return meter.result(), limiter
 
 
-def _send(encoder: Encoder, meter: StreamMeter | None, block: np.ndarray) -> None:
+def _send(
+    encoder: Encoder, meter: StreamMeter | BackgroundMeter | None, block: np.ndarray
+) -> None:
     if len(block):
         if meter is not None:
             meter.add(block)
@@ -546,6 +660,7 @@ class Prepared:
     plan: Plan
     blocks: BlockSource
     close: Callable[[], None] | None = None
+    memory: GainMemory | None = None  # where export_plan recalls and leaves the gain
 
 
 Prepare = Callable[[str], Prepared]
@@ -582,7 +697,7 @@ class ScriptPreparer:
             voices.close()
             raise
         blocks = blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
-        return Prepared(plan, blocks, voices.close)
+        return Prepared(plan, blocks, voices.close, session.gain_memory())
 
 
 @dataclass(frozen=True)
@@ -656,6 +771,7 @@ def _export_job(
             force=force,
             transcripts=transcripts,
             track=job.track,
+            memory=prepared.memory,
         )
     finally:
         if prepared.close is not None:

@@ -18,6 +18,7 @@ the whole signal at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -316,6 +317,70 @@ class StreamMeter:
             true_peak_db=to_db(true_peak),
             sample_peak_db=to_db(sample_peak),
         )
+
+
+class BackgroundMeter:
+    """A StreamMeter fed on a thread of its own: `add` never waits for it.
+
+    For a pass that should not wait for the meter's imports (scipy.signal takes
+    about a second; `preload` starts it) or its work: the blocks queue up while
+    the meter catches up, at most `max_blocks` of them (then `add` waits).
+    `result()` waits for the meter and raises what went wrong in it;
+    `cancel()` (idempotent) lets the thread go without measuring the rest.
+    """
+
+    _END = object()
+
+    def __init__(self, *, sample_rate: int, max_blocks: int = 2048) -> None:
+        import queue
+
+        self._queue: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self._cancelled = threading.Event()
+        self._result: Measurement | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(sample_rate,), name="prtvoice-meter", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, sample_rate: int) -> None:
+        try:
+            meter = StreamMeter(sample_rate=sample_rate)
+            while not self._cancelled.is_set():
+                block = self._queue.get()
+                if block is self._END:
+                    self._result = meter.result()
+                    return
+                meter.add(block)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+            self._cancelled.set()
+
+    def add(self, block: np.ndarray) -> None:
+        if not self._cancelled.is_set():
+            self._queue.put(block)
+
+    def result(self) -> Measurement:
+        if not self._cancelled.is_set():
+            self._queue.put(self._END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            raise RuntimeError("the meter was cancelled")
+        return self._result
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        import queue
+
+        while True:  # unblock a thread waiting in get(), or a caller in put()
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):  # just drained: room for the end
+            self._queue.put_nowait(self._END)
 
 
 def to_db(linear: float) -> float:

@@ -20,6 +20,7 @@ from prtvoice.options import Options
 
 if TYPE_CHECKING:  # heavy modules stay out of `--help` and `check`
     from prtvoice.config import Config
+    from prtvoice.gain_memory import GainMemory
     from prtvoice.plan import Plan
     from prtvoice.script import Script
     from prtvoice.sounds import SoundBank
@@ -121,6 +122,13 @@ def voice_bank(
         sample_rate=options.sample_rate,
         jobs=jobs,
     )
+
+
+def gain_memory() -> GainMemory:
+    """Where exports remember each script's gain (under the cache folder)."""
+    from prtvoice.gain_memory import GainMemory
+
+    return GainMemory(paths.cache_dir() / "gains")
 
 
 def sound_bank(options: Options) -> SoundBank:

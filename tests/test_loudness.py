@@ -129,3 +129,32 @@ def test_limiter_is_transparent_below_the_ceiling():
     y = np.concatenate([limiter.process(x), limiter.finish()])[:, 0]
     assert np.array_equal(y, x)
     assert limiter.reduced_frames == 0
+
+
+def test_the_background_meter_measures_what_the_stream_meter_does():
+    from prtvoice.loudness import BackgroundMeter, StreamMeter
+
+    rng = np.random.default_rng(7)
+    blocks = [
+        (rng.standard_normal((n, 1)) * 0.1 * (i % 3)).astype(np.float32)
+        for i, n in enumerate(rng.integers(1, 9000, 60))
+    ]
+    inline, background = StreamMeter(sample_rate=SR), BackgroundMeter(sample_rate=SR, max_blocks=4)
+    for block in blocks:
+        inline.add(block)
+        background.add(block)
+    assert background.result() == inline.result()
+
+
+def test_a_cancelled_background_meter_lets_its_thread_go():
+    from prtvoice.loudness import BackgroundMeter
+
+    meter = BackgroundMeter(sample_rate=SR, max_blocks=2)
+    for _ in range(5):
+        meter.add(np.zeros((SR, 1), dtype=np.float32))
+    meter.cancel()
+    meter._thread.join(timeout=10)
+    assert not meter._thread.is_alive()
+    meter.add(np.zeros((10, 1), dtype=np.float32))  # after cancel: ignored, never blocks
+    with pytest.raises(RuntimeError, match="cancelled"):
+        meter.result()

@@ -7,7 +7,7 @@ cache again), into a private PulseAudio null sink, and the first sound is
 timed from launch to the first non-silent sample recorded (the bench's own
 `first_sound`). Prints one line per case and the median of `--runs`.
 
-    /tmp/dev/bin/python tests/bench/bench_play.py [--runs 3] [--sizes 20m,2h]
+    .venv/bin/python tests/bench/bench_play.py [--runs 3] [--sizes 20m,2h]
 """
 
 from __future__ import annotations
