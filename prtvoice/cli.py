@@ -60,17 +60,31 @@ def handles_errors(command):
             count = len(exc.problems)
             if count > 1:
                 _err(f"{count} problems in {exc.problems[0].file}")
+            _leave_if_portaudio_hung(int(exc.exit_status))
             raise typer.Exit(int(exc.exit_status)) from None
         except PrtvoiceError as exc:
             if _state["traceback"]:
                 raise
             _err(f"error: {exc}")
+            _leave_if_portaudio_hung(int(exc.exit_status))
             raise typer.Exit(int(exc.exit_status)) from None
         except KeyboardInterrupt:
             _err("stopped")
+            _leave_if_portaudio_hung(int(ExitStatus.INTERRUPTED))
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
 
     return wrapper
+
+
+def _leave_if_portaudio_hung(status: int) -> None:
+    """Exit now when a PortAudio call never returned (a frozen sound server): the
+    normal exit would hang too, in sounddevice's exit handler that ends PortAudio.
+    (`play` has settled PortAudio's loading, and given stderr back, by now.)"""
+    device = sys.modules.get("prtvoice.device")
+    if device is not None and device.hung():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 def _version(value: bool) -> None:
@@ -574,17 +588,22 @@ def play(
     session.check_minutes(minutes)
 
     with _signals_exit_quietly():
-        from prtvoice.device import warm_up
+        from prtvoice.device import settle, warm_up
 
         warm_up()  # PortAudio initialises on a thread while everything else loads
-        config = _config()
-        engine = _start_engine(config)  # first: its worker starts while the rest loads
         try:
-            _play(script, engine=engine, config=config, minutes=minutes, sets=sets,
-                  vars_file=vars_file, from_section=from_section, only=only, device=device,
-                  volume=volume, ambience=ambience, resume=resume)
+            config = _config()
+            engine = _start_engine(config)  # first: its worker starts while the rest loads
+            try:
+                _play(script, engine=engine, config=config, minutes=minutes, sets=sets,
+                      vars_file=vars_file, from_section=from_section, only=only,
+                      device=device, volume=volume, ambience=ambience, resume=resume)
+            finally:
+                engine.close()  # idempotent: the voice bank closes it too
         finally:
-            engine.close()  # idempotent: the voice bank closes it too
+            # Before any message or exit: PortAudio's loading silences stderr while it
+            # runs, and leaving the process in the middle of it can crash it.
+            settle()
 
 
 @contextlib.contextmanager

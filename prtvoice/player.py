@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from prtvoice import device
 from prtvoice.device import device_hint, import_sounddevice
 from prtvoice.errors import AudioDeviceError, PrtvoiceError
 
@@ -239,7 +240,8 @@ class Controller:
         self._live_generation = 0  # generation the callback plays (set by the callback)
         self._requested_section = self._start_section
         self._closing = threading.Event()
-        self._stream_started = threading.Event()
+        self._stream_started = threading.Event()  # asked to start (once)
+        self._stream_running = threading.Event()  # start() returned
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._stream = None
@@ -305,9 +307,13 @@ class Controller:
         stream = self._stream
         if stream is None or self._closing.is_set():
             return
-        self._last_callback = time.monotonic()
         try:
-            stream.start()
+            device.call("starting the output", stream.start)
+            # The watchdog counts from here: a start that hangs has its own deadline.
+            self._last_callback = time.monotonic()
+            self._stream_running.set()
+        except AudioDeviceError as exc:
+            self._error = exc
         except Exception as exc:
             message = f"could not start the audio output ({exc}): {device_hint()}"
             self._error = AudioDeviceError(message)
@@ -322,26 +328,27 @@ class Controller:
                 finished_callback=self._finished,
             )
         sd = import_sounddevice()
-        device = self._device
+        wanted = self._device
         try:
-            if device is not None:
-                sd.query_devices(device, "output")  # ValueError when nothing matches
+            if wanted is not None:
+                # ValueError when nothing matches
+                device.call("finding the device", sd.query_devices, wanted, "output")
             kwargs = dict(
                 samplerate=self.sample_rate,
-                device=device,
+                device=wanted,
                 dtype="float32",
                 latency=self._latency,
                 callback=self._callback,
                 finished_callback=self._finished,
             )
             try:
-                return sd.OutputStream(channels=1, **kwargs)
+                return device.call("opening the output", sd.OutputStream, channels=1, **kwargs)
             except sd.PortAudioError:
                 # Some devices take stereo only; the callback copies mono to every channel.
-                return sd.OutputStream(channels=2, **kwargs)
+                return device.call("opening the output", sd.OutputStream, channels=2, **kwargs)
         except ValueError as exc:
             raise AudioDeviceError(
-                f"no output device matches {device!r}: {device_hint()}"
+                f"no output device matches {wanted!r}: {device_hint()}"
             ) from exc
         except sd.PortAudioError as exc:
             message = f"could not open the audio output ({exc}): {device_hint()}"
@@ -359,7 +366,7 @@ class Controller:
                 self._abort()
                 break
             if (
-                self._stream_started.is_set()
+                self._stream_running.is_set()
                 and time.monotonic() - self._last_callback > WATCHDOG_SECONDS
                 and self._stream is not None
             ):
@@ -391,18 +398,20 @@ class Controller:
         """Release the stream and the producer (idempotent)."""
         self._closing.set()
         stream, self._stream = self._stream, None
-        if stream is not None:
-            # Closing a dead device must not hide the real error.
+        if stream is not None and not device.hung():
+            # Closing a dead device must not hide the real error, nor hang.
             with contextlib.suppress(Exception):
-                stream.close(ignore_errors=True)
+                device.call("closing the output", stream.close, ignore_errors=True,
+                            timeout=device.STOP_SECONDS)
         if self._producer is not None and self._producer is not threading.current_thread():
             self._producer.join(timeout=2.0)
 
     def _abort(self) -> None:
         stream = self._stream
-        if stream is not None:
+        if stream is not None and not device.hung():
             with contextlib.suppress(Exception):
-                stream.abort(ignore_errors=True)
+                device.call("stopping the output", stream.abort, ignore_errors=True,
+                            timeout=device.STOP_SECONDS)
         self._done.set()
 
     def _finished(self) -> None:
@@ -767,9 +776,11 @@ def _close_iterator(blocks) -> None:
 def callback_exceptions() -> tuple[type[BaseException], type[BaseException]]:
     """(CallbackStop, CallbackAbort): sounddevice's, or stand-ins without PortAudio."""
     try:
-        import sounddevice
-    except OSError:  # an injected stream on a machine without PortAudio
-        return CallbackStop, CallbackAbort
+        sounddevice = import_sounddevice()
+    except AudioDeviceError:
+        if device.hung():
+            raise
+        return CallbackStop, CallbackAbort  # an injected stream on a machine without PortAudio
     return sounddevice.CallbackStop, sounddevice.CallbackAbort
 
 

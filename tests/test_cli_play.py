@@ -177,6 +177,19 @@ def test_no_sound_server_exits_4_and_suggests_export(script_dir, tmp_path):
     assert err.startswith("error: ") and "prtvoice export" in err and "Traceback" not in err
 
 
+def test_a_bad_script_is_reported_every_time_while_portaudio_loads(pulse_sink, script_dir):
+    # PortAudio loads on a thread from the start of `play`, pointing stderr at
+    # /dev/null while it initialises: an error found meanwhile must still be
+    # printed (and the process must not exit inside PortAudio: it crashed so).
+    path = script_dir / "bad.yaml"
+    path.write_text("prtvoice: 1\ntitle: Bad\nkind: custom\nsections: []\n")
+    for _ in range(8):
+        process = prtvoice("play", str(path))
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 1, err
+        assert err.startswith(f"error: {path}:4:11: `sections` must be a list"), err
+
+
 def test_missing_portaudio_exits_4_and_says_what_to_install(script_dir, tmp_path):
     fake = tmp_path / "no-portaudio"
     fake.mkdir()

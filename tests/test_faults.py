@@ -394,14 +394,45 @@ def test_the_audio_server_vanishing_mid_session(script, env, own_sink):
     script.write_text(SCRIPT.format(pause="60s"))
     recorder = own_sink.record()
     process = _start_play(script, env, own_sink)
-    # Mid-session: the bell is heard. (A server dying inside PortAudio's own start of
-    # the stream is a different case: PortAudio hangs there; see the report.)
+    # Mid-session: the bell is heard. (A server that freezes instead: the test below.)
     assert _wait_for(lambda: bool((abs(recorder.so_far()) > 1e-3).any()), 60)
     recorder.stop(settle=0)
     own_sink.stop()  # the daemon we started, by its own pid: the device is gone
     _, err = process.communicate(timeout=60)
     assert process.returncode == int(ExitStatus.AUDIO_DEVICE), (process.returncode, err)
     assert err.lstrip().startswith("error: ") or "\nerror: " in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.playback
+@pytest.mark.parametrize("when", ["before-start", "mid-session"])
+def test_a_frozen_sound_server_ends_play_with_a_device_error(script, env, own_sink, when):
+    # A server that stops answering (SIGSTOP) blocks PortAudio's calls for good:
+    # loading PortAudio and opening the stream (frozen before play starts), or
+    # stopping the stream after the callbacks stopped (frozen mid-session). Play
+    # must still end, with status 4 and a message, not hang.
+    script.write_text(SCRIPT.format(pause="60s"))
+    frozen = own_sink.process
+    try:
+        if when == "before-start":
+            frozen.send_signal(signal.SIGSTOP)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "prtvoice", "play", str(script)],
+                env={**env, **own_sink.env}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        else:
+            recorder = own_sink.record()
+            process = _start_play(script, env, own_sink)
+            assert _wait_for(lambda: bool((abs(recorder.so_far()) > 1e-3).any()), 60)
+            recorder.stop(settle=0)
+            frozen.send_signal(signal.SIGSTOP)
+        _, err = process.communicate(timeout=60)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert process.returncode == int(ExitStatus.AUDIO_DEVICE), (process.returncode, err)
+    assert err.lstrip().startswith("error: ") or "\nerror: " in err, err
+    assert "sound server" in err
     assert "Traceback" not in err
 
 

@@ -355,6 +355,63 @@ def test_a_device_that_stops_asking_for_audio_is_detected(monkeypatch):
         controller.wait(timeout=30)
 
 
+@pytest.fixture
+def quick_deadlines(monkeypatch):
+    """PortAudio calls with short deadlines; the 'hung' mark is cleared afterwards."""
+    from prtvoice import device
+
+    monkeypatch.setattr(device, "CALL_SECONDS", 0.5)
+    monkeypatch.setattr(device, "STOP_SECONDS", 0.5)
+    yield device
+    device._hung.clear()
+
+
+def test_a_portaudio_call_that_never_returns_is_a_device_error(quick_deadlines):
+    device = quick_deadlines
+    never = threading.Event()
+    began = time.monotonic()
+    with pytest.raises(AudioDeviceError, match=r"did not answer \(opening the output took over"):
+        device.call("opening the output", never.wait)
+    assert time.monotonic() - began < 5
+    assert device.hung()
+    # Nothing calls a hung PortAudio again: it would only hang there too.
+    with pytest.raises(AudioDeviceError, match="stopped answering earlier"):
+        device.call("listing devices", lambda: [])
+    never.set()
+
+
+def test_a_stream_that_hangs_in_start_ends_in_a_device_error(quick_deadlines, monkeypatch):
+    # A sound server that freezes while PortAudio starts the stream: start() never
+    # returns, and abort() and close() would hang as well.
+    monkeypatch.setattr(player, "WATCHDOG_SECONDS", 0.3)
+    never = threading.Event()
+    touched: list[str] = []
+
+    class HangingStream:
+        def start(self):
+            never.wait()
+
+        def abort(self, ignore_errors=True):
+            touched.append("abort")
+            never.wait()
+
+        def close(self, ignore_errors=True):
+            touched.append("close")
+            never.wait()
+
+    controller = Controller(
+        ArraySource(noise(SR), sample_rate=SR, starts=[0]),
+        stream_factory=lambda **kw: HangingStream(),
+    )
+    controller.start()
+    began = time.monotonic()
+    with pytest.raises(AudioDeviceError, match=r"did not answer \(starting the output"):
+        controller.wait(timeout=30)
+    assert time.monotonic() - began < 10
+    assert touched == []
+    never.set()
+
+
 def test_an_unknown_device_is_a_clear_error():
     controller = Controller(
         ArraySource(noise(SR), sample_rate=SR, starts=[0]), device="no such device at all"
