@@ -48,7 +48,6 @@ from prtvoice.loudness import (
     StreamMeter,
     from_db,
     gated_loudness,
-    preload,
 )
 from prtvoice.options import Options
 from prtvoice.plan import Plan
@@ -684,7 +683,6 @@ class ScriptPreparer:
         from prtvoice import session
         from prtvoice.config import load_config
 
-        preload()  # the meters' imports overlap loading, planning and speech
         options = self.options.for_export()
         script = session.load(source, sets=dict(self.sets), vars_file=self.vars_file)
         voices = session.voice_bank(load_config(), options)

@@ -4,16 +4,18 @@ Both meters take float32 blocks of shape (frames, 1) one by one and keep only
 small state, so measuring a 4-hour session costs the memory of a few blocks
 plus one float per 100 ms (the gating hops).
 
-Loudness: K-weighting (pyloudnorm's filter coefficients, run block by block
-with scipy's `lfilter` state), mean squares per 100 ms hop, 400 ms gating
+Loudness: K-weighting (pyloudnorm's filter coefficients, run block by block:
+prtvoice.filters.KWeighting), mean squares per 100 ms hop, 400 ms gating
 blocks with 75 % overlap, an absolute gate at -70 LUFS and a relative gate at
 -10 LU. Gating is what keeps the long silences of a session from counting:
 plain RMS over a session that is half silence would read 3 dB low and the
 normalised speech would come out 3 dB too loud.
 
-True peak: 4x oversampling (scipy's polyphase `resample_poly`), evaluated with
-enough context on both sides of each block that the result equals oversampling
-the whole signal at once.
+True peak: 4x oversampling (the filter of scipy's polyphase `resample_poly`),
+evaluated with enough context on both sides of each block that the result
+equals oversampling the whole signal at once.
+
+Everything here runs on numpy alone (see prtvoice.filters for why).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prtvoice.filters import KWeighting, lowpass_taps, sliding_min, upsample
+
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 SILENCE_LUFS = -math.inf  # what a meter reports for a signal with no gated block
 _OVERSAMPLE = 4
-_SETTLED = 1e-15  # filter state treated as silence when every value is below this
 # resample_poly's default filter reaches 10 input samples each way at up=4;
 # 32 leaves a wide margin so block edges never change the result.
 _PEAK_CONTEXT = 32
@@ -39,51 +42,12 @@ _HALF = 10 * _OVERSAMPLE  # the interpolation filter's half length (resample_pol
 _CHUNK = 256
 
 
-def _signal():
-    """scipy.signal, imported on first use (~0.5-1 s): see `preload`."""
-    import scipy.signal
-
-    return scipy.signal
-
-
 @functools.cache
 def _interpolator() -> tuple[np.ndarray, float]:
     """The filter scipy's resample_poly(x, 4, 1) designs, and its largest polyphase L1 norm."""
-    taps = _signal().firwin(2 * _HALF + 1, 1.0 / _OVERSAMPLE, window=("kaiser", 5.0)) * _OVERSAMPLE
+    taps = lowpass_taps(2 * _HALF + 1, 1.0 / _OVERSAMPLE, beta=5.0) * _OVERSAMPLE
     bound = max(float(np.abs(taps[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
     return taps, bound
-
-
-def preload() -> threading.Thread:
-    """Start importing what measuring needs (scipy.signal, pyloudnorm, scipy.ndimage).
-
-    Those imports take about a second; an export starts them on a thread
-    first thing, so they overlap reading the script and making speech
-    instead of adding to it. Returns the (daemon) thread.
-    """
-
-    def work() -> None:
-        _interpolator()
-        import pyloudnorm  # noqa: F401
-        import scipy.ndimage  # noqa: F401
-
-    thread = threading.Thread(target=work, name="prtvoice-preload", daemon=True)
-    thread.start()
-    return thread
-
-
-def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    import pyloudnorm  # lazy: only export and the tests need it
-
-    meter = pyloudnorm.Meter(sample_rate)  # K-weighting, as BS.1770 defines it
-    return [
-        (
-            np.asarray(stage.b, dtype=np.float64),
-            np.asarray(stage.a, dtype=np.float64),
-            float(stage.passband_gain),
-        )
-        for stage in meter._filters.values()
-    ]
 
 
 class LoudnessMeter:
@@ -95,11 +59,7 @@ class LoudnessMeter:
         # caller can tell which hops a limiter would touch (export's gain fitting).
         self._peaks: list[float] | None = [] if hop_peaks else None
         self._pending_peak = 0.0
-        stages = _k_weighting(sample_rate)
-        # Both biquads in one second-order-sections call (one pass over the block).
-        self._sos = np.array([np.concatenate([b / a[0], a / a[0]]) for b, a, _ in stages])
-        self._state = np.zeros((len(stages), 2))
-        self._power_gain = math.prod(gain for _, _, gain in stages) ** 2
+        self._weighting = KWeighting(sample_rate)
         self._hop = round(0.1 * sample_rate)  # 100 ms: the 75 % overlap step of 400 ms blocks
         self._pending = 0.0  # sum of squares of the unfinished hop
         self._pending_frames = 0
@@ -110,17 +70,15 @@ class LoudnessMeter:
         """Measure the next block (float, shape (frames,) or (frames, 1))."""
         x = np.asarray(block, dtype=np.float64).reshape(-1)
         self.frames += len(x)
-        if not x.any() and float(np.abs(self._state).max()) < _SETTLED:
+        if not x.any() and self._weighting.settled():
             # Silence into a settled filter: the output is silence. Snapping the
             # state (< 1e-15, far below the -70 LUFS gate) to zero also keeps the
-            # filter out of subnormal numbers in long pauses, which made it ~10x slower.
-            self._state[:] = 0.0
+            # filter out of subnormal numbers in long pauses.
+            self._weighting.reset()
             squares = np.zeros(len(x))
         else:
-            y, self._state = _signal().sosfilt(self._sos, x, zi=self._state)
+            y = self._weighting.process(x)
             squares = y * y
-            if self._power_gain != 1.0:
-                squares *= self._power_gain
         if self._peaks is not None:
             self._add_peaks(np.abs(x))
         at = 0
@@ -269,7 +227,7 @@ class TruePeakMeter:
     def _oversample_peak(self, part: np.ndarray) -> None:
         """Raise the peak by the oversampled values of part[C:-C] (C of context each side)."""
         c = _PEAK_CONTEXT
-        up = _signal().upfirdn(_interpolator()[0], part, _OVERSAMPLE, 1)
+        up = upsample(_interpolator()[0], part, _OVERSAMPLE)
         up = up[_HALF : _HALF + _OVERSAMPLE * len(part)]  # = resample_poly's output
         inner = up[_OVERSAMPLE * c : _OVERSAMPLE * (len(part) - c)]
         if len(inner):
@@ -322,9 +280,9 @@ class StreamMeter:
 class BackgroundMeter:
     """A StreamMeter fed on a thread of its own: `add` never waits for it.
 
-    For a pass that should not wait for the meter's imports (scipy.signal takes
-    about a second; `preload` starts it) or its work: the blocks queue up while
-    the meter catches up, at most `max_blocks` of them (then `add` waits).
+    For a pass that should not wait for the meter's work (mostly numpy's FFTs,
+    which let other threads run): the blocks queue up while the meter catches
+    up, at most `max_blocks` of them (then `add` waits).
     `result()` waits for the meter and raises what went wrong in it;
     `cancel()` (idempotent) lets the thread go without measuring the rest.
     """
@@ -441,8 +399,6 @@ class PeakLimiter:
         return self._emit(total)
 
     def _emit(self, upto: int) -> np.ndarray:
-        from scipy.ndimage import minimum_filter1d
-
         start, hold, ramp = self._ready, self._hold, self._ramp
         if upto <= start:
             return np.zeros((0, 1), dtype=np.float32)
@@ -454,7 +410,7 @@ class PeakLimiter:
             # exactly 1, as the filters below would find, at a fraction of the cost.
             return self._advance(upto, self._x[start:upto])
         size = hold + ramp + 1
-        centred = minimum_filter1d(window, size=size, mode="nearest")
+        centred = sliding_min(window, size)
         shift = (ramp - hold) // 2
         k0 = start - ramp - lo  # index of k = start - ramp inside `window`
         m = centred[k0 + shift : (upto - lo) + shift]

@@ -303,7 +303,7 @@ def bed_loop(
 def normalise_bed(samples: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """Scale a bed to BED_LUFS (K-weighted, so `level` sounds alike for every bed),
     then down if needed so it never peaks above BED_PEAK."""
-    import pyloudnorm  # lazy: only rendering needs it
+    from prtvoice.loudness import LoudnessMeter
 
     data = samples.astype(np.float64)
     # The meter needs at least one 400 ms block; repeat a short loop to get one.
@@ -311,7 +311,9 @@ def normalise_bed(samples: np.ndarray, *, sample_rate: int) -> np.ndarray:
     minimum = round(0.5 * sample_rate)
     if len(probe) < minimum:
         probe = np.tile(probe, -(-minimum // max(1, len(probe))))
-    loudness = pyloudnorm.Meter(sample_rate).integrated_loudness(probe)
+    meter = LoudnessMeter(sample_rate=sample_rate)
+    meter.add(probe)
+    loudness = meter.integrated()
     if not np.isfinite(loudness):
         return samples.astype(np.float32)  # digital silence stays silence
     gain = 10 ** ((BED_LUFS - loudness) / 20)

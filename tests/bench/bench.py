@@ -142,7 +142,6 @@ def child_prtvoice(script: str, out: str) -> dict:
     from prtvoice.config import load_config
     from prtvoice.encode import format_for
 
-    exporting.preload()  # as `prtvoice export` does (ScriptPreparer)
     fmt = format_for("mp3")
     kinds = ("lrc", "srt")
     target = Path(out)
