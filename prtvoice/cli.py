@@ -391,73 +391,77 @@ def export(
       prtvoice export grounding -o ~/Music/grounding.m4a --minutes 10
       prtvoice export scripts/ -o phone/ --format opus --transcript lrc
     """
-    from prtvoice import atomic, session
-    from prtvoice import export as exporting
-    from prtvoice.encode import format_for, format_from_suffix
-    from prtvoice.errors import EncoderError, InputError
-    from prtvoice.transcript import parse_transcript_kinds
+    # Until the work starts a signal ends the export at once (nothing is written yet):
+    # raising instead could land inside an import and leave it half done.
+    with _signals_exit_quietly():
+        from prtvoice import atomic, session
+        from prtvoice import export as exporting
+        from prtvoice.encode import format_for, format_from_suffix
+        from prtvoice.errors import EncoderError, InputError
+        from prtvoice.transcript import parse_transcript_kinds
 
-    # Every flag and input is checked before any work.
-    try:
-        kinds = parse_transcript_kinds(transcript)
-    except ValueError as exc:
-        raise InputError(f"--transcript: {exc}") from None
-    values = session.parse_sets(sets or [])
-    sources: list[Path] = []
-    batch = len(scripts) > 1
-    for spec in scripts:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            found = session.script_files(path)
-            if not found:
-                raise InputError(f"{spec} holds no scripts (*.yaml)")
-            sources += found
-            batch = True
+        # Every flag and input is checked before any work.
+        try:
+            kinds = parse_transcript_kinds(transcript)
+        except ValueError as exc:
+            raise InputError(f"--transcript: {exc}") from None
+        values = session.parse_sets(sets or [])
+        sources: list[Path] = []
+        batch = len(scripts) > 1
+        for spec in scripts:
+            path = Path(spec).expanduser()
+            if path.is_dir():
+                found = session.script_files(path)
+                if not found:
+                    raise InputError(f"{spec} holds no scripts (*.yaml)")
+                sources += found
+                batch = True
+            else:
+                sources.append(session.resolve_script(spec))
+        suffix_format = None
+        if output is not None and not batch and not output.is_dir():
+            suffix_format = format_from_suffix(output)
+            if suffix_format is None and output.suffix:
+                raise InputError(f"-o {output}: unknown audio suffix {output.suffix!r}; "
+                                 "use .mp3, .m4a, .opus, .ogg, .flac or .wav")
+        try:
+            chosen = format_for(fmt) if fmt else (suffix_format or format_for("mp3"))
+        except EncoderError as exc:
+            raise InputError(f"--format: {exc}") from None
+        if fmt and suffix_format and suffix_format.name != chosen.name:
+            raise InputError(f"--format {chosen.name} does not match -o {output} "
+                             f"(a {suffix_format.name} name)")
+        session.check_minutes(minutes)
+        # ffmpeg and its encoder for the format, before any speech is synthesized.
+        from prtvoice.encode import choose_encoder
+        from prtvoice.ffmpeg import find_ffmpeg
+
+        choose_encoder(chosen, find_ffmpeg())
+        # Where everything goes, checked (exists? --force? writable?) before any work.
+        if not batch:
+            target = output if output is not None else Path(sources[0].stem + chosen.suffix)
+            if target.is_dir():
+                target = target / (sources[0].stem + chosen.suffix)
+            exporting.check_targets(exporting.target_paths(target, kinds), force=force)
         else:
-            sources.append(session.resolve_script(spec))
-    suffix_format = None
-    if output is not None and not batch and not output.is_dir():
-        suffix_format = format_from_suffix(output)
-        if suffix_format is None and output.suffix:
-            raise InputError(f"-o {output}: unknown audio suffix {output.suffix!r}; "
-                             "use .mp3, .m4a, .opus, .ogg, .flac or .wav")
-    try:
-        chosen = format_for(fmt) if fmt else (suffix_format or format_for("mp3"))
-    except EncoderError as exc:
-        raise InputError(f"--format: {exc}") from None
-    if fmt and suffix_format and suffix_format.name != chosen.name:
-        raise InputError(f"--format {chosen.name} does not match -o {output} "
-                         f"(a {suffix_format.name} name)")
-    session.check_minutes(minutes)
-    # ffmpeg and its encoder for the format, before any speech is synthesized.
-    from prtvoice.encode import choose_encoder
-    from prtvoice.ffmpeg import find_ffmpeg
-
-    choose_encoder(chosen, find_ffmpeg())
-    # Where everything goes, checked (exists? --force? writable?) before any work.
-    if not batch:
-        target = output if output is not None else Path(sources[0].stem + chosen.suffix)
-        if target.is_dir():
-            target = target / (sources[0].stem + chosen.suffix)
-        exporting.check_targets(exporting.target_paths(target, kinds), force=force)
-    else:
-        folder = output if output is not None else Path("prtvoice-export")
-        if folder.exists() and not folder.is_dir():
-            raise InputError(
-                f"-o {folder}: several scripts export into a folder, and this is a file"
-            )
-        jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
-        if folder.is_dir():
-            exporting.check_targets(
-                [exporting.playlist_path(folder)]
-                + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
-                force=force,
-            )
-    # Exports plan, render and encode at the speech's own rate (Options.for_export).
-    options = session.options_from(_config(), format=chosen.name).for_export()
-    preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
-                                        vars_file=vars_file, minutes=minutes)
-    show = not quiet and sys.stderr.isatty()
+            folder = output if output is not None else Path("prtvoice-export")
+            if folder.exists() and not folder.is_dir():
+                raise InputError(
+                    f"-o {folder}: several scripts export into a folder, and this is a file"
+                )
+            jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
+            if folder.is_dir():
+                exporting.check_targets(
+                    [exporting.playlist_path(folder)]
+                    + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
+                    force=force,
+                )
+        # Exports plan, render and encode at the speech's own rate (Options.for_export).
+        options = session.options_from(_config(), format=chosen.name).for_export()
+        preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
+                                            vars_file=vars_file, minutes=minutes)
+        show = not quiet and sys.stderr.isatty()
+        _import_for_export()
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
         if not batch:
@@ -486,6 +490,35 @@ def export(
                    f"{result.loudness_lufs:.1f} LUFS, {result.true_peak_db:.1f} dBTP{extra})")
     if batch:
         typer.echo(f"wrote {exporting.playlist_path(folder)} ({len(results)} tracks)")
+
+
+def _import_for_export() -> None:
+    """Import now what an export imports as it goes, while a signal still ends it quietly:
+    once the work starts, SIGINT and SIGTERM raise, and one landing inside an import
+    ended the interpreter itself (exit -2 after 'stopped', 1 run in 10 at that moment)."""
+    # Some are imported on first use deep inside: importlib.metadata reads versions
+    # with email.parser, ID3 text frames are UTF-16, numpy imports numpy.fft lazily.
+    import difflib  # noqa: F401
+    import email.parser  # noqa: F401
+    import encodings.utf_8_sig
+    import encodings.utf_16
+    import encodings.utf_16_le  # noqa: F401
+    import fcntl  # noqa: F401
+    import importlib.metadata  # noqa: F401
+    import wave  # noqa: F401
+
+    import mutagen.id3  # noqa: F401
+    import numpy.fft  # noqa: F401
+    import platformdirs  # noqa: F401
+    import soxr  # noqa: F401
+
+    import prtvoice.render
+    import prtvoice.synth
+    import prtvoice.tts.bank
+    import prtvoice.tts.clip
+    import prtvoice.tts.espeak
+    import prtvoice.tts.pyttsx3_engine
+    import prtvoice.variables  # noqa: F401
 
 
 class _progress_bar:

@@ -8,6 +8,7 @@ clip cache consistent. Speech comes from eSpeak NG through the command engine
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -464,3 +465,39 @@ def test_a_signal_before_play_makes_sound_exits_130_quietly(how):
     assert done.returncode == int(ExitStatus.INTERRUPTED), (done.returncode, done.stderr)
     assert done.stderr == "stopped\n"
     assert "not reached" not in done.stdout
+
+
+def test_an_export_imports_nothing_once_signals_may_raise(script, env, tmp_path):
+    # Once an export's work starts, SIGINT and SIGTERM raise; one landing inside an
+    # import ended the interpreter itself (exit -2 after 'stopped'). So everything it
+    # needs is imported before (cli._import_for_export), while a signal ends it quietly.
+    spy = (
+        "import contextlib, json, sys\n"
+        "from prtvoice import atomic\n"
+        "seen = {}\n"
+        "original = atomic.sigterm_raises\n"
+        "@contextlib.contextmanager\n"
+        "def spied():\n"
+        "    seen['before'] = set(sys.modules)\n"
+        "    with original():\n"
+        "        yield\n"
+        "    seen['after'] = set(sys.modules)\n"
+        "atomic.sigterm_raises = spied\n"
+        "from prtvoice.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(json.dumps(sorted(seen['after'] - seen['before'])))\n"
+    )
+    env = {**env}
+    env.pop("PRTVOICE_CONFIG")  # the default engine: pyttsx3 in its worker processes
+    target = tmp_path / "out.mp3"
+    done = subprocess.run(
+        [sys.executable, "-c", spy, "export", str(script), "-o", str(target), "-t", "lrc,srt"],
+        env={**env, "PRTVOICE_CONFIG": str(tmp_path / "none.yaml")},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert target.is_file()
