@@ -79,6 +79,9 @@ class Loudness:
     measured: Measurement | None  # the render at unity gain (None: not measured, remembered)
     gain_db: float
     limit_db: float | None  # sample ceiling of the limiter in dBFS, None: not needed
+    # The output's loudness at this gain and limiter, when known without measuring
+    # it (a span fit finds it to ~1e-9 dB): the encoding pass then measures peaks only.
+    expected_lufs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -198,10 +201,15 @@ def decide_gain(measured: Measurement, *, options: Options, fmt: Format) -> Loud
     if not math.isfinite(measured.loudness_lufs):
         return Loudness(measured, 0.0, None)  # silence: nothing to normalise
     gain_db = options.loudness_lufs - measured.loudness_lufs
-    ceiling_db = options.true_peak_db - CODEC_HEADROOM_DB.get(fmt.name, 0.0)
+    ceiling_db = _ceiling_db(options, fmt)
     if measured.true_peak_db + gain_db <= ceiling_db:
         return Loudness(measured, gain_db, None)
     return Loudness(measured, gain_db, ceiling_db - INTERSAMPLE_MARGIN_DB)
+
+
+def _ceiling_db(options: Options, fmt: Format) -> float:
+    """The true peak an export may reach before the codec's own overshoot."""
+    return options.true_peak_db - CODEC_HEADROOM_DB.get(fmt.name, 0.0)
 
 
 def _fit_limited_gain(
@@ -292,7 +300,7 @@ def _fit_in_spans(
         point = (gain, got)
         gain = step
         got = loudness_at(gain)
-    return replace(decision, gain_db=gain), point, rendered
+    return replace(decision, gain_db=gain, expected_lufs=got), point, rendered
 
 
 def _hot_runs(hot: np.ndarray) -> list[tuple[int, int]]:
@@ -486,8 +494,8 @@ def _one_pass(
 ) -> _Outcome | None:
     """Encode at a remembered gain, measuring what goes out; None when it missed the target.
 
-    The meter runs on its own thread (BackgroundMeter), so encoding starts at
-    once instead of after the meter's imports. The file meets the target when
+    The meter runs on its own thread (BackgroundMeter), beside rendering and
+    encoding (numpy's FFTs let other threads run). The file meets the target when
     its loudness is within ONE_PASS_TOLERANCE_LU and its true peak under the
     format's ceiling; the caller then encodes again, measured first.
     """
@@ -502,11 +510,10 @@ def _one_pass(
     except BaseException:
         meter.cancel()
         raise
-    ceiling_db = options.true_peak_db - CODEC_HEADROOM_DB.get(fmt.name, 0.0)
     if (
         not math.isfinite(result.loudness_lufs)
         or abs(options.loudness_lufs - result.loudness_lufs) > ONE_PASS_TOLERANCE_LU
-        or result.true_peak_db > ceiling_db
+        or result.true_peak_db > _ceiling_db(options, fmt)
     ):
         return None
     # Without the limiter this is exact; with it, the loudness it took off counts too.
@@ -559,6 +566,19 @@ def _two_passes(
         )  # fmt: skip
     measured_at = time.perf_counter()
     encoded_from = total - frames
+    if decision.expected_lufs is not None and math.isfinite(decision.expected_lufs):
+        # The span fit found the output's loudness: K-weighting the encoding pass
+        # again would only repeat it (and took as long as the encoder at 20 min).
+        peaks = StreamMeter(sample_rate=sr, loudness=False)
+        _, limiter = _encode(
+            blocks, decision, command=command, frames=frames, sample_rate=sr,
+            progress=progress, done=encoded_from, total=total, meter=peaks,
+        )  # fmt: skip
+        result = replace(peaks.result(), loudness_lufs=decision.expected_lufs)
+        return _Outcome(
+            decision, result, limiter, measured.loudness_lufs, passes=passes + 1,
+            limiting=limiting, fit_frames=fit_frames, measured_at=measured_at,
+        )  # fmt: skip
     while True:
         passes += 1
         result, limiter = _encode(

@@ -138,19 +138,16 @@ def upsample(taps: np.ndarray, x: np.ndarray, up: int) -> np.ndarray:
     filtered by `taps`; (len(x) - 1) * up + len(taps) samples.
 
     Polyphase: output phase p is x convolved with taps[p::up] (the zeros are
-    never multiplied), all phases in one matrix product over x's windows.
+    never multiplied). Not as one matrix product over x's windows, though that
+    is twice as fast on the clock: BLAS runs it on every core, taking the
+    encoder's core from it while an export streams (measured: +1.3 s at 20 min).
     """
-    per_phase = -(-len(taps) // up)
-    phases = np.zeros((per_phase, up))
+    length = (len(x) - 1) * up + len(taps)
+    out = np.zeros(len(x) * up + len(taps))
     for phase in range(up):
-        branch = taps[phase::up]
-        phases[: len(branch), phase] = branch
-    padded = np.concatenate([np.zeros(per_phase - 1), x, np.zeros(per_phase - 1)])
-    # Row n holds x[n - per_phase + 1 .. n]; against the reversed taps it gives
-    # every phase's output for input sample n.
-    windows = np.lib.stride_tricks.sliding_window_view(padded, per_phase)
-    out = (windows @ phases[::-1]).reshape(-1)
-    return out[: (len(x) - 1) * up + len(taps)]
+        branch = np.convolve(x, taps[phase::up])
+        out[phase : phase + up * len(branch) : up] = branch
+    return out[:length]
 
 
 def sliding_min(x: np.ndarray, size: int) -> np.ndarray:

@@ -251,13 +251,27 @@ class Measurement:
 class StreamMeter:
     """Loudness and true peak together; `add` every block, then `result()`."""
 
-    def __init__(self, *, sample_rate: int, true_peak: bool = True, hop_peaks: bool = False):
-        self.loudness = LoudnessMeter(sample_rate=sample_rate, hop_peaks=hop_peaks)
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        true_peak: bool = True,
+        hop_peaks: bool = False,
+        loudness: bool = True,
+    ):
+        # loudness=False: peaks only (the result's loudness is NaN), for a pass whose
+        # loudness is already known exactly.
+        self.loudness = (
+            LoudnessMeter(sample_rate=sample_rate, hop_peaks=hop_peaks) if loudness else None
+        )
         self.peak = TruePeakMeter() if true_peak else None
         self._sample_peak = 0.0
+        self._frames = 0
 
     def add(self, block: np.ndarray) -> None:
-        self.loudness.add(block)
+        self._frames += len(block)
+        if self.loudness is not None:
+            self.loudness.add(block)
         if self.peak is not None:
             self.peak.add(block)
         elif len(block):
@@ -270,8 +284,8 @@ class StreamMeter:
         else:
             true_peak = sample_peak = self._sample_peak
         return Measurement(
-            frames=self.loudness.frames,
-            loudness_lufs=self.loudness.integrated(),
+            frames=self._frames,
+            loudness_lufs=self.loudness.integrated() if self.loudness is not None else math.nan,
             true_peak_db=to_db(true_peak),
             sample_peak_db=to_db(sample_peak),
         )

@@ -113,6 +113,8 @@ def test_gain_fitted_on_spans_lands_on_the_whole_limited_stream(real):
     assert point is not None and fitted.gain_db > decision.gain_db  # the loss made up
     whole = exporting.measure_processed(blocks, fitted, frames=plan.frames, sample_rate=SR)
     assert whole.loudness_lufs == pytest.approx(-16.0, abs=exporting.FIT_TOLERANCE_LU + 1e-6)
+    # What the fit expects is the whole stream's loudness: the encoding pass relies on it.
+    assert fitted.expected_lufs == pytest.approx(whole.loudness_lufs, abs=1e-6)
     assert rendered > 0
 
 
