@@ -621,9 +621,8 @@ def play(
     session.check_minutes(minutes)
 
     with _signals_exit_quietly():
-        from prtvoice.device import settle, warm_up
+        from prtvoice.device import settle
 
-        warm_up()  # PortAudio initialises on a thread while everything else loads
         try:
             config = _config()
             engine = _start_engine(config)  # first: its worker starts while the rest loads
@@ -704,6 +703,9 @@ def _play(script, *, engine, config, minutes, sets, vars_file, from_section, onl
     from prtvoice.live import LiveSession, warm_opening
 
     warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
+    from prtvoice.device import warm_up
+
+    warm_up()  # PortAudio initialises on a thread while the session is set up
     if ambience is not None:
         from prtvoice.render import resolve_ambience
 

@@ -177,17 +177,18 @@ def test_no_sound_server_exits_4_and_suggests_export(script_dir, tmp_path):
     assert err.startswith("error: ") and "prtvoice export" in err and "Traceback" not in err
 
 
-def test_a_bad_script_is_reported_every_time_while_portaudio_loads(pulse_sink, script_dir):
-    # PortAudio loads on a thread from the start of `play`, pointing stderr at
-    # /dev/null while it initialises: an error found meanwhile must still be
-    # printed (and the process must not exit inside PortAudio: it crashed so).
-    path = script_dir / "bad.yaml"
-    path.write_text("prtvoice: 1\ntitle: Bad\nkind: custom\nsections: []\n")
+def test_an_error_found_while_portaudio_loads_is_reported_every_time(pulse_sink, script_dir):
+    # PortAudio loads on a thread while `play` sets the session up, and it points
+    # stderr at /dev/null while it initialises: an error found meanwhile (here an
+    # unknown --ambience, checked just after) must still be printed, and the
+    # process must not exit inside PortAudio's start (it crashed so: SIGSEGV).
+    path = script_dir / "short.yaml"
+    path.write_text(SHORT)
     for _ in range(8):
-        process = prtvoice("play", str(path))
+        process = prtvoice("play", str(path), "--ambience", "no-such-bed")
         _out, err = process.communicate(timeout=60)
         assert process.returncode == 1, err
-        assert err.startswith(f"error: {path}:4:11: `sections` must be a list"), err
+        assert err.startswith("error: unknown ambience 'no-such-bed'"), err
 
 
 def test_missing_portaudio_exits_4_and_says_what_to_install(script_dir, tmp_path):
