@@ -1,8 +1,9 @@
-"""The PortAudio edge: loading sounddevice and listing output devices.
+"""The PortAudio edge: loading sounddevice, listing devices, calls with deadlines.
 
 Kept apart from `player` (and free of numpy) so that `play` can start loading
-PortAudio first thing: its initialisation (~60 ms of ALSA and sound-server
-set-up, in C) then runs on a thread while the script loads and numpy imports.
+PortAudio on a thread while it sets the session up. Every call into PortAudio
+goes through `call`, with a deadline: a sound server that stops answering
+blocks PortAudio for good, and a listener must get an error, not a hang.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def call(what: str, function: Callable[..., T], *args: Any, timeout: float | Non
     threading.Thread(target=run, name=f"prtvoice-portaudio-{what}", daemon=True).start()
     if not done.wait(timeout):
         _hung.set()
+        _give_stderr_back()
         raise AudioDeviceError(
             f"the audio device did not answer ({what} took over {timeout:g} s; is the sound "
             f"server frozen?): {device_hint()}"
@@ -72,6 +74,7 @@ def import_sounddevice():
 
         return sounddevice
 
+    _keep_stderr()
     try:
         return call("loading PortAudio", load)
     except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
@@ -90,15 +93,13 @@ def warm_up() -> threading.Thread:
     crash it: a caller that may stop early (an error, a bad script) calls
     `settle()` before it prints or leaves.
     """
-    global _warming, _saved_stderr
+    global _warming
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the real use reports it properly
             import sounddevice  # noqa: F401
 
-    if _saved_stderr is None:
-        with contextlib.suppress(OSError):
-            _saved_stderr = os.dup(2)
+    _keep_stderr()
     thread = threading.Thread(target=load, name="prtvoice-portaudio", daemon=True)
     thread.start()
     _warming = thread
@@ -114,7 +115,21 @@ def settle(timeout: float | None = None) -> None:
         thread.join(timeout)
         if thread.is_alive():
             _hung.set()
-    if _hung.is_set() and _saved_stderr is not None:
+    if _hung.is_set():
+        _give_stderr_back()
+
+
+def _keep_stderr() -> None:
+    """Keep a copy of fd 2 before PortAudio loads: sounddevice points fd 2 at
+    /dev/null while PortAudio initialises, and puts it back only if that returns."""
+    global _saved_stderr
+    if _saved_stderr is None:
+        with contextlib.suppress(OSError):
+            _saved_stderr = os.dup(2)
+
+
+def _give_stderr_back() -> None:
+    if _saved_stderr is not None:
         with contextlib.suppress(OSError):
             os.dup2(_saved_stderr, 2)
 

@@ -406,7 +406,7 @@ def test_the_audio_server_vanishing_mid_session(script, env, own_sink):
 
 
 @pytest.mark.playback
-@pytest.mark.parametrize("when", ["before-start", "mid-session"])
+@pytest.mark.parametrize("when", ["before-start", "mid-session", "listing-devices"])
 def test_a_frozen_sound_server_ends_play_with_a_device_error(script, env, own_sink, when):
     # A server that stops answering (SIGSTOP) blocks PortAudio's calls for good:
     # loading PortAudio and opening the stream (frozen before play starts), or
@@ -415,10 +415,11 @@ def test_a_frozen_sound_server_ends_play_with_a_device_error(script, env, own_si
     script.write_text(SCRIPT.format(pause="60s"))
     frozen = own_sink.process
     try:
-        if when == "before-start":
+        if when in ("before-start", "listing-devices"):
             frozen.send_signal(signal.SIGSTOP)
+            what = ["--list-devices"] if when == "listing-devices" else [str(script)]
             process = subprocess.Popen(
-                [sys.executable, "-m", "prtvoice", "play", str(script)],
+                [sys.executable, "-m", "prtvoice", "play", *what],
                 env={**env, **own_sink.env}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
