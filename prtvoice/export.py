@@ -547,7 +547,8 @@ def _two_passes(
     if decision.limit_db is not None and span is not None:
         # Limiting takes some loudness off the peaks, the more the higher the gain:
         # find the gain that makes up for it on the few spans the limiter touches.
-        # The encoding pass still measures what it sends (and corrects a miss).
+        # The fit also finds the output's loudness (expected_lufs), so the encoding
+        # pass measures only its peaks.
         limiting = True
         decision, point, fit_frames = _fit_in_spans(
             span, decision, pass1, target=options.loudness_lufs, frames=frames, sample_rate=sr

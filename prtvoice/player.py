@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from prtvoice import device
+from prtvoice import device as portaudio
 from prtvoice.device import device_hint, import_sounddevice
 from prtvoice.errors import AudioDeviceError, PrtvoiceError
 
@@ -308,7 +308,7 @@ class Controller:
         if stream is None or self._closing.is_set():
             return
         try:
-            device.call("starting the output", stream.start)
+            portaudio.call("starting the output", stream.start)
             # The watchdog counts from here: a start that hangs has its own deadline.
             self._last_callback = time.monotonic()
             self._stream_running.set()
@@ -332,7 +332,7 @@ class Controller:
         try:
             if wanted is not None:
                 # ValueError when nothing matches
-                device.call("finding the device", sd.query_devices, wanted, "output")
+                portaudio.call("finding the device", sd.query_devices, wanted, "output")
             kwargs = dict(
                 samplerate=self.sample_rate,
                 device=wanted,
@@ -342,10 +342,10 @@ class Controller:
                 finished_callback=self._finished,
             )
             try:
-                return device.call("opening the output", sd.OutputStream, channels=1, **kwargs)
+                return portaudio.call("opening the output", sd.OutputStream, channels=1, **kwargs)
             except sd.PortAudioError:
                 # Some devices take stereo only; the callback copies mono to every channel.
-                return device.call("opening the output", sd.OutputStream, channels=2, **kwargs)
+                return portaudio.call("opening the output", sd.OutputStream, channels=2, **kwargs)
         except ValueError as exc:
             raise AudioDeviceError(
                 f"no output device matches {wanted!r}: {device_hint()}"
@@ -398,20 +398,20 @@ class Controller:
         """Release the stream and the producer (idempotent)."""
         self._closing.set()
         stream, self._stream = self._stream, None
-        if stream is not None and not device.hung():
+        if stream is not None and not portaudio.hung():
             # Closing a dead device must not hide the real error, nor hang.
             with contextlib.suppress(Exception):
-                device.call("closing the output", stream.close, ignore_errors=True,
-                            timeout=device.STOP_SECONDS)
+                portaudio.call("closing the output", stream.close, ignore_errors=True,
+                               timeout=portaudio.STOP_SECONDS)
         if self._producer is not None and self._producer is not threading.current_thread():
             self._producer.join(timeout=2.0)
 
     def _abort(self) -> None:
         stream = self._stream
-        if stream is not None and not device.hung():
+        if stream is not None and not portaudio.hung():
             with contextlib.suppress(Exception):
-                device.call("stopping the output", stream.abort, ignore_errors=True,
-                            timeout=device.STOP_SECONDS)
+                portaudio.call("stopping the output", stream.abort, ignore_errors=True,
+                               timeout=portaudio.STOP_SECONDS)
         self._done.set()
 
     def _finished(self) -> None:
@@ -778,7 +778,7 @@ def callback_exceptions() -> tuple[type[BaseException], type[BaseException]]:
     try:
         sounddevice = import_sounddevice()
     except AudioDeviceError:
-        if device.hung():
+        if portaudio.hung():
             raise
         return CallbackStop, CallbackAbort  # an injected stream on a machine without PortAudio
     return sounddevice.CallbackStop, sounddevice.CallbackAbort
