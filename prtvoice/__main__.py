@@ -1,5 +1,5 @@
 try:
-    from prtvoice.cli import main
+    from prtvoice.launch import main
 except KeyboardInterrupt:  # Ctrl-C while still importing: stop quietly, as main() would
     raise SystemExit(130) from None
 

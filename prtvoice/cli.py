@@ -8,19 +8,15 @@ one exit status per kind (prtvoice.errors.ExitStatus) and no traceback unless
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from prtvoice import __version__
+from prtvoice import __version__, cli_common, cli_play
 from prtvoice.errors import ExitStatus, InputError, PrtvoiceError, ScriptError
 
 app = typer.Typer(
@@ -52,39 +48,14 @@ def handles_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ScriptError as exc:
-            if _state["traceback"]:
+        except (PrtvoiceError, KeyboardInterrupt) as exc:
+            if _state["traceback"] and not isinstance(exc, KeyboardInterrupt):
                 raise
-            for problem in exc.problems:
-                _err(f"error: {problem}")
-            count = len(exc.problems)
-            if count > 1:
-                _err(f"{count} problems in {exc.problems[0].file}")
-            _leave_if_portaudio_hung(int(exc.exit_status))
-            raise typer.Exit(int(exc.exit_status)) from None
-        except PrtvoiceError as exc:
-            if _state["traceback"]:
-                raise
-            _err(f"error: {exc}")
-            _leave_if_portaudio_hung(int(exc.exit_status))
-            raise typer.Exit(int(exc.exit_status)) from None
-        except KeyboardInterrupt:
-            _err("stopped")
-            _leave_if_portaudio_hung(int(ExitStatus.INTERRUPTED))
-            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            status = cli_common.report(exc)
+            cli_common.leave_if_portaudio_hung(status)
+            raise typer.Exit(status) from None
 
     return wrapper
-
-
-def _leave_if_portaudio_hung(status: int) -> None:
-    """Exit now when a PortAudio call never returned (a frozen sound server): the
-    normal exit would hang too, in sounddevice's exit handler that ends PortAudio.
-    (`play` has settled PortAudio's loading, and given stderr back, by now.)"""
-    device = sys.modules.get("prtvoice.device")
-    if device is not None and device.hung():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
 
 
 def _version(value: bool) -> None:
@@ -393,7 +364,7 @@ def export(
     """
     # Until the work starts a signal ends the export at once (nothing is written yet):
     # raising instead could land inside an import and leave it half done.
-    with _signals_exit_quietly():
+    with cli_common.signals_exit_quietly():
         from prtvoice import atomic, session
         from prtvoice import export as exporting
         from prtvoice.encode import format_for, format_from_suffix
@@ -605,8 +576,6 @@ def play(
       prtvoice play somatic-tracking --minutes 12 --set area='left knee'
       prtvoice play body-scan --resume
     """
-    from prtvoice import session
-
     if list_devices:
         _print_devices()
         return
@@ -618,154 +587,32 @@ def play(
         raise InputError("--resume picks the section itself: leave out --from and --only")
     if not 0 <= volume <= 1:
         raise InputError(f"--volume must be between 0 and 1, got {volume:g}")
-    session.check_minutes(minutes)
+    from prtvoice import session
 
-    with _signals_exit_quietly():
+    session.check_minutes(minutes)
+    arguments = dict(minutes=minutes, sets=sets, vars_file=vars_file, from_section=from_section,
+                     only=only, device=device, volume=volume, ambience=ambience, resume=resume,
+                     traceback=_state["traceback"])  # fmt: skip
+    if cli_play.hands_off():  # the child of a split start: the parent plays (prtvoice.launch)
+        cli_play.hand_off(cli_play.prepare(script, config=_config(), **arguments))
+        return
+    with cli_common.signals_exit_quietly():
         from prtvoice.device import settle
 
         try:
             config = _config()
-            engine = _start_engine(config)  # first: its worker starts while the rest loads
+            engine = cli_play.start_engine(config)  # first: its worker starts while the rest loads
             try:
-                _play(script, engine=engine, config=config, minutes=minutes, sets=sets,
-                      vars_file=vars_file, from_section=from_section, only=only,
-                      device=device, volume=volume, ambience=ambience, resume=resume)
+                status = cli_play.run(cli_play.prepare(script, config=config, **arguments),
+                                      engine=engine)
             finally:
                 engine.close()  # idempotent: the voice bank closes it too
         finally:
             # Before any message or exit: PortAudio's loading silences stderr while it
             # runs, and leaving the process in the middle of it can crash it.
             settle()
-
-
-@contextlib.contextmanager
-def _signals_exit_quietly():
-    """Before any sound, SIGTERM or SIGINT ends `play` at once with status 130.
-
-    Nothing is written yet and nothing needs a fade, so there is nothing to
-    clean up; raising instead could land inside an import and leave its lock
-    held. (The speech worker ends when its pipe closes.) While sound plays,
-    `_signals_request_stop` takes over and fades out.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def leave(signum, frame):
-        os.write(2, b"stopped\n")
-        os._exit(int(ExitStatus.INTERRUPTED))
-
-    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _start_engine(config):
-    """The configured speech engine, its first worker already starting (~0.2 s)."""
-    from prtvoice.tts.engine import make_engine
-
-    engine = make_engine(config)
-    warm = getattr(engine, "warm", None)
-    if callable(warm):
-        warm()
-    return engine
-
-
-def _play(script, *, engine, config, minutes, sets, vars_file, from_section, only, device,
-          volume, ambience, resume) -> None:
-    from prtvoice import resume as resuming
-    from prtvoice import session
-
-    # The script first (no numpy needed): then its opening bell is made while
-    # the audio modules load.
-    loaded = session.load(script, sets=session.parse_sets(sets or []), vars_file=vars_file)
-    titles = [s.title for s in loaded.sections]
-    start = 0
-    only_index = None
-    if only is not None:
-        only_index = session.find_section(loaded, only)
-    elif from_section is not None:
-        start = session.find_section(loaded, from_section)
-    elif resume:
-        point = resuming.load(loaded.id, loaded.path)
-        start = resuming.resume_section(point, titles)
-        if point is None:
-            _err("no stopped session of this script is remembered: starting at the beginning")
-    options = session.options_from(config, ambience=ambience)
-    # OpenBLAS starts a thread per core as numpy loads (~50 ms of the start);
-    # playing never multiplies matrices, and the cores are the audio's and the voice's.
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    sounds = session.sound_bank(options)
-    from prtvoice.live import LiveSession, warm_opening
-
-    warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
-    from prtvoice.device import warm_up
-
-    warm_up()  # PortAudio initialises on a thread while the session is set up
-    if ambience is not None:
-        from prtvoice.render import resolve_ambience
-
-        resolve_ambience(loaded.ambience, options=options)  # an unknown name fails now
-    voices = session.voice_bank(config, options, engine=engine)
-    live = LiveSession(loaded, options=options, voices=voices, sounds=sounds,
-                       target_seconds=None if minutes is None else minutes * 60.0,
-                       only_section=only_index)
-    live.warm(start)  # the first words are spoken while the player is set up
-    from prtvoice.player import Controller
-
-    controller = Controller(live, device=_device_spec(device), volume=volume,
-                            start_section=start, block_frames=options.block_frames)
-    # Everything the session imports, imported before SIGTERM may raise (below):
-    # an exception landing in an import can leave its lock held for good.
-    import shutil  # noqa: F401 - for _draw_status
-
-    from prtvoice.keys import KeyReader  # noqa: F401 - for _drive
-
-    interrupted = False
-    try:
-        with _signals_request_stop() as stop:
-            controller.start()
-            try:
-                _drive(controller, stop=stop)
-            except (KeyboardInterrupt, PrtvoiceError) as exc:
-                if isinstance(exc, PrtvoiceError) and exc.exit_status != ExitStatus.INTERRUPTED:
-                    raise
-                interrupted = True
-                controller.stop(fade=True)
-                try:
-                    _drive(controller, keys=False)
-                except (KeyboardInterrupt, PrtvoiceError):
-                    controller.stop(fade=False)
-            result = controller.wait()
-    finally:
-        controller.close()
-        live.close()
-        voices.close()
-    _clear_status()
-    if only_index is None:
-        if result.completed:
-            resuming.clear(loaded.id, loaded.path)
-        else:
-            section = min(result.section, len(titles) - 1)
-            resuming.save(loaded.id, loaded.path, section=section, title=titles[section],
-                          frame=result.position)
-            _err(f"stopped in section {section + 1} ({titles[section]}); "
-                 f"`prtvoice play {script} --resume` continues from there")
-    if result.underflows or result.gaps:
-        _err(f"warning: the sound stuttered: {result.underflows} device underflow(s), "
-             f"{result.gaps} wait(s) for audio; a less busy machine or `prtvoice export` helps")
-    if interrupted:
-        raise typer.Exit(int(ExitStatus.INTERRUPTED))
-
-
-def _device_spec(device: str | None):
-    if device is None:
-        return None
-    return int(device) if device.strip().isdigit() else device
+    if status:
+        raise typer.Exit(status)
 
 
 def _print_devices() -> None:
@@ -775,89 +622,6 @@ def _print_devices() -> None:
         mark = "*" if d["default"] else " "
         typer.echo(f"{mark} {d['index']:>2}  {d['name']}  ({d['max_output_channels']} out, "
                    f"{d['default_samplerate']:g} Hz)")
-
-
-_STATUS = {"width": 0}
-
-
-@contextlib.contextmanager
-def _signals_request_stop():
-    """While playing, SIGTERM and SIGINT only ask for a stop (an Event the drive
-    loop checks), never raise in the middle of whatever runs: an exception landing
-    inside Thread.start() or an import leaves the interpreter's own state broken.
-    """
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def request(signum, frame):
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _drive(controller, *, keys: bool = True, stop: threading.Event | None = None) -> None:
-    """Until the session ends: read keys (on a terminal) and draw the status line.
-
-    Raises KeyboardInterrupt when `stop` is set (a signal asked for it) or on Ctrl-C.
-    """
-    from prtvoice.keys import KeyReader, dispatch
-
-    def stop_requested() -> bool:
-        return stop is not None and stop.is_set()
-
-    show = sys.stdout.isatty()
-    if keys and KeyReader.is_terminal():
-        with KeyReader() as reader:
-            while controller.wait(timeout=0) is None:  # also raises what went wrong
-                if stop_requested():
-                    raise KeyboardInterrupt
-                for key in reader.read(0.15):
-                    if key == "ctrl-c":
-                        raise KeyboardInterrupt
-                    dispatch(key, controller)
-                if show:
-                    _draw_status(controller.snapshot())
-        return
-    while controller.wait(timeout=0.25) is None:
-        if stop_requested():
-            raise KeyboardInterrupt
-        if show:
-            _draw_status(controller.snapshot())
-
-
-def _draw_status(snap) -> None:
-    import shutil
-
-    from prtvoice.plan import clock
-
-    remaining = snap.remaining_seconds
-    parts = [f"{snap.section + 1}/{snap.sections} {snap.section_title}",
-             clock(snap.elapsed_seconds) + ("" if remaining is None else f"  -{clock(remaining)}")]
-    if snap.paused:
-        parts.append("paused")
-    parts.append(f"vol {round(snap.volume * 100)}%")
-    if snap.text:
-        parts.append(f"“{snap.text}”")
-    width = shutil.get_terminal_size((80, 20)).columns - 1
-    line = "  ·  ".join(parts)[:width]
-    sys.stdout.write("\r" + line.ljust(_STATUS["width"]))
-    sys.stdout.flush()
-    _STATUS["width"] = len(line)
-
-
-def _clear_status() -> None:
-    if _STATUS["width"] and sys.stdout.isatty():
-        sys.stdout.write("\r" + " " * _STATUS["width"] + "\r")
-        sys.stdout.flush()
-    _STATUS["width"] = 0
-
 
 
 # doctor ----------------------------------------------------------------------------

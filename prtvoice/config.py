@@ -79,8 +79,6 @@ def _check(name: str, value: object, where: str) -> object:
 
 def load_config(path: Path | None = None) -> Config:
     """The settings in `path` (default paths.config_path()); defaults if it does not exist."""
-    import yaml
-
     from prtvoice import paths
 
     path = Path(path) if path is not None else paths.config_path()
@@ -90,6 +88,8 @@ def load_config(path: Path | None = None) -> Config:
         return Config()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the settings file: {exc}") from exc
+    import yaml  # only now: most machines have no settings file (play's start)
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -23,17 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-import yaml
-
 from prtvoice.errors import Problem, ScriptError
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_NODES = 100_000  # nodes after alias expansion; real scripts have a few thousand
 MAX_DEPTH = 64  # nesting of mappings and lists
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_STR_TAG = _TAG + "str"
 _SEQ_TAG = _TAG + "seq"
 _MAP_TAG = _TAG + "map"
 
@@ -106,10 +103,12 @@ def _place(mark) -> tuple[int, int]:
 
 def _construct_scalar(loader, tag: str, value: str, line: int, col: int, file: Path):
     """The Python value of a scalar with a resolved data tag."""
+    if tag == _STR_TAG:
+        return value
+    import yaml
+
     node = yaml.ScalarNode(tag, value)
     try:
-        if tag == _TAG + "str":
-            return value
         if tag == _TAG + "timestamp":
             return loader.construct_yaml_timestamp(node)
         if tag == _TAG + "int":
@@ -138,20 +137,30 @@ def read_yaml(
     disallowed tags, duplicate keys, several documents, nesting deeper than
     `max_depth`, or more than `max_nodes` nodes once aliases are expanded.
     """
-    root = _compose(text, file=file, max_depth=max_depth)
+    root, nodes, aliases = _compose(text, file=file, max_depth=max_depth)
     if root is None:
         return None
+    if not aliases and nodes <= max_nodes:
+        # Without aliases the composed graph is already the tree `_expand` would
+        # copy (a third of a long script's reading time), within every limit.
+        return root
     return _expand(root, file=file, max_nodes=max_nodes, max_depth=max_depth)
 
 
 def _compose(text: str, *, file: Path, max_depth: int):
-    loader = _Loader(text)
+    # PyYAML is imported only here: the node classes above serve processes that
+    # never read YAML (play's player process unpickles scripts; ~25 ms saved).
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     problems: list[Problem] = []
     anchors: dict[str, object] = {}
     # Open collections: [node, anchor, pending key or _NOKEY, seen keys]
     stack: list[list] = []
     root = None
     documents = 0
+    nodes = 0  # scalars, lists and mappings made
+    aliases = 0
     nokey = object()
 
     def add(item, line: int, col: int) -> None:
@@ -183,12 +192,31 @@ def _compose(text: str, *, file: Path, max_depth: int):
                 top[3].add(ident)
             node.items.append((key, item))
 
+    scalar_event = yaml.ScalarEvent
     try:
         while True:
             event = loader.get_event()
             if event is None or isinstance(event, yaml.StreamEndEvent):
                 break
-            line, col = _place(event.start_mark)
+            mark = event.start_mark
+            line, col = (1, 1) if mark is None else (mark.line + 1, mark.column + 1)
+            if type(event) is scalar_event:  # most events: first, and without a call
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+                    if event.tag == "!":
+                        tag = _STR_TAG
+                if tag not in _SCALAR_TAGS:
+                    problems.append(_tag_problem(file, line, col, tag))
+                    tag = _STR_TAG
+                value = (event.value if tag == _STR_TAG
+                         else _construct_scalar(loader, tag, event.value, line, col, file))  # fmt: skip
+                node = YScalar(value, event.value, tag, line, col)
+                nodes += 1
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                add(node, line, col)
+                continue
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
@@ -211,6 +239,7 @@ def _compose(text: str, *, file: Path, max_depth: int):
                         f"unknown alias *{event.anchor}",
                         "define the anchor (&name) before using it",
                     )
+                aliases += 1
                 add(_Alias(anchors[event.anchor], line, col), line, col)
                 continue
             if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -220,20 +249,6 @@ def _compose(text: str, *, file: Path, max_depth: int):
                 add(node, node.line, node.col)
                 continue
             tag = event.tag
-            if isinstance(event, yaml.ScalarEvent):
-                if tag is None or tag == "!":
-                    tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-                    if event.tag == "!":
-                        tag = _TAG + "str"
-                if tag not in _SCALAR_TAGS:
-                    problems.append(_tag_problem(file, line, col, tag))
-                    tag = _TAG + "str"
-                value = _construct_scalar(loader, tag, event.value, line, col, file)
-                node = YScalar(value, event.value, tag, line, col)
-                if event.anchor is not None:
-                    anchors[event.anchor] = node
-                add(node, line, col)
-                continue
             # A collection starts.
             if len(stack) >= max_depth:
                 raise ScriptError.at(
@@ -244,6 +259,7 @@ def _compose(text: str, *, file: Path, max_depth: int):
             if tag is not None and tag != "!" and tag != want:
                 problems.append(_tag_problem(file, line, col, tag))
             node = YSeq([], line, col) if is_seq else YMap([], line, col)
+            nodes += 1
             stack.append([node, event.anchor, nokey, set()])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -274,7 +290,7 @@ def _compose(text: str, *, file: Path, max_depth: int):
         loader.dispose()
     if problems:
         raise ScriptError(sorted(problems, key=lambda p: (p.line, p.col)))
-    return root
+    return root, nodes, aliases
 
 
 def _key_identity(key) -> tuple | None:

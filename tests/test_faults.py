@@ -456,7 +456,7 @@ def test_a_signal_before_play_makes_sound_exits_130_quietly(how):
     # signal must end it with 130 and a plain word, wherever it lands.
     code = (
         "import os, signal, time\n"
-        "from prtvoice.cli import _signals_exit_quietly\n"
+        "from prtvoice.cli_common import signals_exit_quietly as _signals_exit_quietly\n"
         "with _signals_exit_quietly():\n"
         f"    os.kill(os.getpid(), {int(how)})\n"
         "    time.sleep(5)\n"

@@ -379,6 +379,31 @@ def test_billion_laughs_is_refused_quickly(script_dir):
     assert len(found) == 1 and "expands to more than 100000 values" in found[0]
 
 
+def test_yaml_without_aliases_reads_as_with_the_alias_copy():
+    # Without aliases read_yaml skips the copying pass; the tree must be the same
+    # as the copy makes, and the node limit must still hold.
+    from prtvoice import yamlsafe
+
+    text = "a: &x [1, {b: two}]\nc: [3, 'four', null]\n"
+    file = Path("t.yaml")
+    composed, nodes, aliases = yamlsafe._compose(text, file=file, max_depth=yamlsafe.MAX_DEPTH)
+    copied = yamlsafe._expand(composed, file=file, max_nodes=yamlsafe.MAX_NODES,
+                              max_depth=yamlsafe.MAX_DEPTH)  # fmt: skip
+    assert (nodes, aliases) == (12, 0)
+
+    def shape(node):
+        if isinstance(node, yamlsafe.YScalar):
+            return (node.value, node.raw, node.tag, node.line, node.col)
+        if isinstance(node, yamlsafe.YSeq):
+            return ("seq", node.line, node.col, [shape(i) for i in node.items])
+        return ("map", node.line, node.col, [(shape(k), shape(v)) for k, v in node.items])
+
+    assert shape(yamlsafe.read_yaml(text, file=file)) == shape(copied)
+    assert all(isinstance(pair, tuple) for pair in yamlsafe.read_yaml(text, file=file).items)
+    with pytest.raises(ScriptError, match="expands to more than 11 values"):
+        yamlsafe.read_yaml(text, file=file, max_nodes=11)
+
+
 def test_too_many_steps_stops_early(script_dir):
     path = write(script_dir, "r.yaml", """\
         sections:

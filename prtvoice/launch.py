@@ -1,0 +1,193 @@
+"""The `prtvoice` command's entry point; `play` starts in two processes at once.
+
+Before its first sound, `play` spends nearly all its time importing: the
+command line (typer) and the script on one side, numpy, the player and
+PortAudio on the other, about 0.2 s each on a slow 2-core machine, and one
+interpreter runs them one after the other. So `play` forks before importing
+anything (no thread runs yet, nothing is loaded):
+
+- the child is the normal command line: it parses the arguments, reads and
+  checks the script, prints any error or help and exits with its status; for
+  a good request it hands the prepared `cli_play.PlayRequest` to the parent
+  through a pipe instead of playing it. It ignores SIGINT and SIGTERM: they
+  are the parent's to answer.
+- the parent stays the process that was started (its pid, its terminal, its
+  signals, its exit status). Meanwhile it starts the speech worker and loads
+  the audio side; then it plays the request, or leaves with the child's status.
+
+Every other command, `play --help` and `--list-devices`, platforms other than
+Linux, and PRTVOICE_ONE_PROCESS=1 run the command line in one process, as
+`prtvoice.cli.main` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+_GLOBAL_FLAGS = {"--traceback"}
+_NOT_SPLIT = {"-h", "--help", "--list-devices", "--version"}
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if splits(sys.argv[1:]):
+        _play_in_two_processes()
+    from prtvoice.cli import main as cli_main
+
+    cli_main()
+
+
+def splits(args: list[str]) -> bool:
+    """Whether these arguments start a split `play` (a guess on the raw words: the
+    child parses them properly, and a wrong guess costs only a wasted preload)."""
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        return False
+    if os.environ.get("PRTVOICE_ONE_PROCESS", "").strip() not in ("", "0"):
+        return False  # for measuring, or a platform where forking misbehaves
+    words = list(args)
+    while words and words[0] in _GLOBAL_FLAGS:
+        words.pop(0)
+    return bool(words) and words[0] == "play" and not _NOT_SPLIT.intersection(words)
+
+
+def _play_in_two_processes() -> None:
+    child = 0
+
+    def leave(signum, frame) -> None:  # until `_parent` takes over, as cli_play does
+        if child:
+            os.kill(child, signal.SIGKILL)
+        os.write(2, b"stopped\n")
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, leave)
+    signal.signal(signal.SIGTERM, leave)
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        _child(write_end)  # never returns
+    os.close(write_end)
+    _parent(child, read_end)  # never returns
+
+
+def _child(write_end: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    status = 1
+    try:
+        from prtvoice import cli, cli_play
+
+        cli_play.hand_off_to(write_end)
+        cli.main()
+        status = 0
+    except SystemExit as exc:
+        status = _status_of(exc)
+    except BrokenPipeError:  # the parent is gone
+        status = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+
+
+def _status_of(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    sys.stderr.write(f"{exc.code}\n")
+    return 1
+
+
+def _parent(child: int, read_end: int) -> None:
+    from prtvoice import cli_common, cli_play
+    from prtvoice.device import settle
+
+    def stop_child() -> None:
+        os.kill(child, signal.SIGKILL)
+
+    engine = None
+    try:
+        with cli_common.signals_exit_quietly(before_exit=stop_child):
+            try:
+                engine = _engine_if_configured()
+                cli_play.preload()
+                payload = _read_all(read_end)
+            except BaseException:
+                stop_child()
+                raise
+            if payload:
+                status = _play(payload, engine)
+            else:  # the child printed what was wrong (or its help) and left
+                settle()
+                status = _child_status(child)
+    finally:
+        if engine is not None:
+            engine.close()
+        settle()  # before any exit: PortAudio's loading silences stderr while it runs
+    if payload:
+        _child_status(child)  # it left right after handing off: reap it
+    cli_common.leave_if_portaudio_hung(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(status)
+
+
+def _play(payload: bytes, engine) -> int:
+    """Play the child's request with `engine` (None: start it now); the exit status."""
+    import pickle
+
+    from prtvoice import cli_common, cli_play
+    from prtvoice.device import settle
+
+    request = pickle.loads(payload)  # trusted: our own child wrote it
+    try:
+        if engine is None:  # the parent could not read the configuration; the child could
+            engine = cli_play.start_engine(request.config)
+        return cli_play.run(request, engine=engine)
+    except (Exception, KeyboardInterrupt) as exc:
+        if request.traceback and not isinstance(exc, KeyboardInterrupt):
+            raise
+        settle()
+        return cli_common.report(exc)
+    finally:
+        if engine is not None:
+            engine.close()  # idempotent
+
+
+def _engine_if_configured():
+    """The speech engine, its worker starting now; None when the configuration has a
+    problem (the child reports it)."""
+    from prtvoice import cli_play
+    from prtvoice.config import load_config
+    from prtvoice.errors import PrtvoiceError
+
+    try:
+        return cli_play.start_engine(load_config())
+    except PrtvoiceError:
+        return None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _child_status(child: int) -> int:
+    _, wait_status = os.waitpid(child, 0)
+    status = os.waitstatus_to_exitcode(wait_status)
+    if status < 0:  # killed by a signal
+        sys.stderr.write(f"error: prtvoice stopped unexpectedly (signal {-status})\n")
+        return 1
+    return status
