@@ -7,7 +7,7 @@ cache again), into a private PulseAudio null sink, and the first sound is
 timed from launch to the first non-silent sample recorded (the bench's own
 `first_sound`). Prints one line per case and the median of `--runs`.
 
-    .venv/bin/python tests/bench/bench_play.py [--runs 3] [--sizes 20m,2h]
+    .venv/bin/python tests/bench/bench_play.py [--runs 3] [--sizes 20m,2h] [--starts both]
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="20m,2h")
     parser.add_argument("--openings", default="speech,bell")
     parser.add_argument(
+        "--starts", default="split",
+        help="split (play's normal start: a child reads the script while the parent loads "
+        "the audio side), one (PRTVOICE_ONE_PROCESS=1), or both, interleaved run by run",
+    )  # fmt: skip
+    parser.add_argument(
         "--bytecode",
         action="store_true",
         help="compile prtvoice's bytecode first (into a private PYTHONPYCACHEPREFIX), as an "
@@ -62,26 +67,33 @@ def main() -> None:
         warm_up = work / "warm-up.yaml"
         warm_up.write_text(bench.script_yaml(["One line."], title="Warm-up"), "utf-8")
         bench.first_sound(warm_up, {**base_env, "PRTVOICE_CACHE": str(work / "warm-up-cache")})
+    starts = ["split", "one"] if args.starts == "both" else [args.starts]
     try:
         for size in args.sizes.split(","):
             text = bench.script_yaml(bench.make_lines(bench.SESSIONS[size]), title=f"Bench {size}")
             for opening in args.openings.split(","):
                 script = work / f"{size}-{opening}.yaml"
                 script.write_text(text if opening == "speech" else bell_first(text), "utf-8")
-                cold, warm = [], []
+                cold: dict[str, list[float]] = {start: [] for start in starts}
+                warm: dict[str, list[float]] = {start: [] for start in starts}
                 for run in range(args.runs):
-                    env = {
-                        **base_env,
-                        "PRTVOICE_CACHE": str(work / f"cache-{size}-{opening}-{run}"),
-                    }
-                    cold.append(bench.first_sound(script, env))
-                    warm.append(bench.first_sound(script, env))
-                print(
-                    f"{size:>3} {opening:<6} cold {statistics.median(cold):.3f} s "
-                    f"({' '.join(f'{x:.2f}' for x in cold)})  warm {statistics.median(warm):.3f} s "
-                    f"({' '.join(f'{x:.2f}' for x in warm)})",
-                    flush=True,
-                )
+                    for start in starts:  # interleaved: the machine's drift hits both alike
+                        env = {
+                            **base_env,
+                            "PRTVOICE_CACHE": str(work / f"cache-{size}-{opening}-{start}-{run}"),
+                            "PRTVOICE_ONE_PROCESS": "1" if start == "one" else "0",
+                        }
+                        cold[start].append(bench.first_sound(script, env))
+                        warm[start].append(bench.first_sound(script, env))
+                for start in starts:
+                    label = "" if len(starts) == 1 else f" {start:<5}"
+                    print(
+                        f"{size:>3} {opening:<6}{label} cold {statistics.median(cold[start]):.3f} s "
+                        f"({' '.join(f'{x:.2f}' for x in cold[start])})  "
+                        f"warm {statistics.median(warm[start]):.3f} s "
+                        f"({' '.join(f'{x:.2f}' for x in warm[start])})",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
