@@ -116,23 +116,19 @@ def _parent(child: int, read_end: int) -> None:
     try:
         with cli_common.signals_exit_quietly(before_exit=stop_child):
             try:
+                reader = _Reader(read_end, child)  # leaves at once if the child fails
                 engine = _engine_if_configured()
                 cli_play.preload()
-                payload = _read_all(read_end)
+                payload = reader.payload()
             except BaseException:
                 stop_child()
                 raise
-            if payload:
-                status = _play(payload, engine)
-            else:  # the child printed what was wrong (or its help) and left
-                settle()
-                status = _child_status(child)
+            status = _play(payload, engine)
     finally:
         if engine is not None:
             engine.close()
         settle()  # before any exit: PortAudio's loading silences stderr while it runs
-    if payload:
-        _child_status(child)  # it left right after handing off: reap it
+    _child_status(child)  # it left right after handing off: reap it
     cli_common.leave_if_portaudio_hung(status)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -174,14 +170,38 @@ def _engine_if_configured():
         return None
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    try:
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+class _Reader:
+    """Reads the child's request on a thread while the parent loads the audio side.
+
+    A child that ends without one has printed why (or its help): the parent then
+    leaves at once with the child's status, rather than finish loading numpy and
+    PortAudio for nothing. `os._exit` is safe at any point of that loading (no
+    exit handler runs, nothing is written yet) and prints nothing.
+    """
+
+    def __init__(self, fd: int, child: int) -> None:
+        import threading
+
+        self._fd, self._child = fd, child
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, name="prtvoice-hand-off", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 1 << 16):
+                self._chunks.append(chunk)
+        finally:
+            os.close(self._fd)
+        if not self._chunks:
+            status = _child_status(self._child)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+
+    def payload(self) -> bytes:
+        self._thread.join()
+        return b"".join(self._chunks)
 
 
 def _child_status(child: int) -> int:

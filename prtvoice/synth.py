@@ -118,6 +118,23 @@ BELLS: dict[str, BellDesign] = {
 }
 
 
+def _sine(freq: float, frames: int, sample_rate: int, block: int = 4096) -> np.ndarray:
+    """sin(2 pi freq n / sample_rate) for n < frames, float32, exact to about 1e-7.
+
+    Each block's first phase is found in float64; the steps inside a block come from
+    two small tables, as sin(a + b) = sin a cos b + cos a sin b. About ten times
+    faster than float64's sine over the whole clip, and a session that opens with
+    a bell waits for its bell to be made.
+    """
+    step = 2 * np.pi * freq / sample_rate
+    within = np.arange(block) * step
+    cos_within = np.cos(within).astype(np.float32)
+    sin_within = np.sin(within).astype(np.float32)
+    first = np.mod(np.arange(-(-frames // block)) * (block * step), 2 * np.pi)[:, None]
+    out = np.sin(first).astype(np.float32) * cos_within + np.cos(first).astype(np.float32) * sin_within
+    return out.reshape(-1)[:frames]
+
+
 def bell(name: str, *, sample_rate: int) -> np.ndarray:
     """The built-in cue sound `name` (a key of BELLS): float32 (frames,), peak = design's."""
     design = BELLS[name]
@@ -128,16 +145,18 @@ def bell(name: str, *, sample_rate: int) -> np.ndarray:
     for strike in design.strikes:
         begin = round(strike.delay * sr)
         t = np.arange(total - begin) / sr
-        note = np.zeros(len(t))
+        t32 = t.astype(np.float32)
+        note = np.zeros(len(t), dtype=np.float32)
         for ratio, amplitude, t60 in design.partials:
             freq = strike.fundamental * ratio
             if freq >= 0.45 * sr:
                 continue
-            decay = np.exp(-_LN_1000 * t / t60)
-            # Two sines a fraction of a hertz apart: the slow beating of real metal.
+            decay = np.exp(np.float32(-_LN_1000 / t60) * t32)
+            # Two sines a fraction of a hertz apart: the slow beating of real metal,
+            # as sin(a) + sin(b) = 2 sin((a + b) / 2) cos((a - b) / 2).
             split = design.beat_hz * ratio**0.5 / 2
-            pair = np.sin(2 * np.pi * (freq - split) * t) + np.sin(2 * np.pi * (freq + split) * t)
-            note += amplitude * 0.5 * pair * decay
+            beat = np.cos(np.float32(2 * np.pi * split) * t32)  # a few turns: float32 holds them
+            note += np.float32(amplitude) * _sine(freq, len(t), sr) * beat * decay
         note[:attack] *= raised_cosine(attack)
         out[begin:] += strike.amplitude * note
     release = round(design.release * sr)

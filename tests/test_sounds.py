@@ -286,3 +286,13 @@ def test_a_too_long_file_is_refused(tmp_path):
     make_sine(path, freq=440, rate=8000, seconds=5)
     with pytest.raises(SoundError, match="longer than 2 s"):
         SoundBank(sample_rate=SR, max_file_seconds=2).clip(SoundRef("long.wav", path))
+
+
+@pytest.mark.parametrize(("freq", "frames"), [(220.0, 1), (607.53, 4097), (1965.3, 5 * SR + 11)])
+def test_bell_sines_are_float64_sines_to_float32_rounding(freq, frames):
+    # The bells' partials come from block tables (float32, ~10x faster); they must
+    # still be the sine itself, the phase carried exactly from block to block.
+    got = synth._sine(freq, frames, SR)
+    exact = np.sin(2 * np.pi * freq * np.arange(frames) / SR)
+    assert got.dtype == np.float32 and len(got) == frames
+    assert np.abs(got - exact).max() < 1e-6
