@@ -88,6 +88,11 @@ def _child(write_end: int) -> None:
         status = _status_of(exc)
     except BrokenPipeError:  # the parent is gone
         status = 1
+    except BaseException:  # --traceback (or a bug): shown, as one process would show it
+        import traceback
+
+        traceback.print_exc()
+        status = 1
     finally:
         try:
             sys.stdout.flush()

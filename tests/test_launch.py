@@ -97,6 +97,15 @@ def test_a_bad_script_is_reported_once_with_its_status(tmp_path, one_process):
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.parametrize("one_process", [False, True], ids=["split", "one-process"])
+def test_traceback_shows_the_error_raised_while_reading(one_process):
+    env = {"PRTVOICE_ONE_PROCESS": "1" if one_process else "0"}
+    process = _prtvoice("--traceback", "play", "no-such-session.yaml", env=env)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "Traceback" in err and "InputError: no script file" in err, err
+
+
 def test_a_usage_error_keeps_clicks_status():
     process = _prtvoice("play", "grounding", "--volume", "loud")
     _, err = process.communicate(timeout=60)
