@@ -114,7 +114,13 @@ def _parent(child: int, read_end: int) -> None:
     from prtvoice import cli_common, cli_play
     from prtvoice.device import settle
 
+    reader = None
+
     def stop_child() -> None:
+        if reader is not None:
+            if reader.reaped:  # gone already, and its pid may be another process's now
+                return
+            reader.stopping = True  # its end is ours: the reader must not report it
         os.kill(child, signal.SIGKILL)
 
     engine = None
@@ -133,7 +139,6 @@ def _parent(child: int, read_end: int) -> None:
         if engine is not None:
             engine.close()
         settle()  # before any exit: PortAudio's loading silences stderr while it runs
-    _child_status(child)  # it left right after handing off: reap it
     cli_common.leave_if_portaudio_hung(status)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -189,6 +194,8 @@ class _Reader:
 
         self._fd, self._child = fd, child
         self._chunks: list[bytes] = []
+        self.stopping = False  # set when the parent kills the child itself
+        self.reaped = False
         self._thread = threading.Thread(target=self._read, name="prtvoice-hand-off", daemon=True)
         self._thread.start()
 
@@ -198,21 +205,20 @@ class _Reader:
                 self._chunks.append(chunk)
         finally:
             os.close(self._fd)
-        if not self._chunks:
-            status = _child_status(self._child)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
+        # The child leaves right after its hand-off: reaped here, so no zombie
+        # lingers for the length of the session.
+        _, wait_status = os.waitpid(self._child, 0)
+        self.reaped = True
+        if self._chunks or self.stopping:
+            return
+        status = os.waitstatus_to_exitcode(wait_status)
+        if status < 0:  # killed by a signal (not ours)
+            sys.stderr.write(f"error: prtvoice stopped unexpectedly (signal {-status})\n")
+            status = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
     def payload(self) -> bytes:
         self._thread.join()
         return b"".join(self._chunks)
-
-
-def _child_status(child: int) -> int:
-    _, wait_status = os.waitpid(child, 0)
-    status = os.waitstatus_to_exitcode(wait_status)
-    if status < 0:  # killed by a signal
-        sys.stderr.write(f"error: prtvoice stopped unexpectedly (signal {-status})\n")
-        return 1
-    return status

@@ -153,3 +153,34 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+@pytest.mark.playback
+def test_the_started_process_plays_and_leaves_no_zombie(pulse_sink, tmp_path):
+    # The process that was started plays (its pid gets the signal and fades out),
+    # and the child that read the script is reaped at once, not at the session's end.
+    script = tmp_path / "calm.yaml"
+    script.write_text("prtvoice: 1\ntitle: Calm\nkind: custom\nsections:\n  - title: A\n"
+                      "    steps:\n      - say: Hello there.\n      - pause: 60s\n",
+                      encoding="utf-8")  # fmt: skip
+    recorder = pulse_sink.record()
+    process = _prtvoice("play", str(script))
+    deadline = time.monotonic() + 60
+    while recorder.samples_so_far() == 0 or not _heard(recorder):
+        assert time.monotonic() < deadline and process.poll() is None, "play made no sound"
+        time.sleep(0.05)  # polling the recorder; nothing is timed by it
+    states = {child: _state(child) for child in _children(process.pid)}
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    recorder.stop()
+    assert process.returncode == int(ExitStatus.INTERRUPTED), err
+    assert "stopped in section 1 (A)" in err
+    assert "Z" not in states.values(), states
+
+
+def _heard(recorder) -> bool:
+    import numpy as np
+
+    data = b"".join(list(recorder._chunks))
+    samples = np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
+    return bool(np.any(np.abs(samples) > 1e-3))
