@@ -110,7 +110,7 @@ def run(request: PlayRequest, *, engine) -> int:
     warm_opening(loaded, section=start if only_index is None else only_index, sounds=sounds)
     from prtvoice.device import warm_up
 
-    warm_up()  # PortAudio initialises on a thread while the session is set up (once)
+    warm_up()  # PortAudio initialises on a thread while the session is set up (if not yet)
     if request.ambience is not None:
         from prtvoice.render import resolve_ambience
 

@@ -94,6 +94,8 @@ def warm_up() -> threading.Thread:
     `settle()` before it prints or leaves.
     """
     global _warming
+    if _warming is not None:  # started already (a split start's parent preloads)
+        return _warming
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the real use reports it properly
