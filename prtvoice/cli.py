@@ -616,9 +616,13 @@ def play(
 
 
 def _print_devices() -> None:
-    from prtvoice.device import list_output_devices
+    from prtvoice.device import device_hint, list_output_devices
+    from prtvoice.errors import AudioDeviceError
 
-    for d in list_output_devices():
+    devices = list_output_devices()
+    if not devices:  # an empty list and status 0 would read as success
+        raise AudioDeviceError(f"no audio output device found: {device_hint()}")
+    for d in devices:
         mark = "*" if d["default"] else " "
         typer.echo(f"{mark} {d['index']:>2}  {d['name']}  ({d['max_output_channels']} out, "
                    f"{d['default_samplerate']:g} Hz)")

@@ -158,6 +158,14 @@ def test_list_devices(pulse_sink):
     assert "default" in out
 
 
+def test_list_devices_with_no_device_says_so_and_exits_4(tmp_path):
+    process = prtvoice("play", "--list-devices", env={"PULSE_SERVER": f"unix:{tmp_path}/none"})
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 4, (out, err)
+    assert out == "" and err.startswith("error: no audio output device found:"), err
+    assert "Traceback" not in err
+
+
 def test_an_unknown_device_exits_4_with_a_plain_message(pulse_sink, script_dir):
     path = script_dir / "short.yaml"
     path.write_text(SHORT)
