@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from prtvoice import __version__, cli_common, cli_play
-from prtvoice.errors import ExitStatus, InputError, PrtvoiceError, ScriptError
+from prtvoice.errors import AudioDeviceError, ExitStatus, InputError, PrtvoiceError, ScriptError
 
 app = typer.Typer(
     name="prtvoice",
@@ -617,7 +617,6 @@ def play(
 
 def _print_devices() -> None:
     from prtvoice.device import device_hint, list_output_devices
-    from prtvoice.errors import AudioDeviceError
 
     devices = list_output_devices()
     if not devices:  # an empty list and status 0 would read as success

@@ -23,7 +23,7 @@ def say(message: str) -> None:
     sys.stderr.flush()
 
 
-def report(exc: BaseException) -> int:
+def report(exc: PrtvoiceError | KeyboardInterrupt) -> int:
     """Print the one line (or one per problem) that an error deserves; its exit status."""
     if isinstance(exc, ScriptError):
         for problem in exc.problems:
@@ -34,10 +34,8 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, PrtvoiceError):
         say(f"error: {exc}")
         return int(exc.exit_status)
-    if isinstance(exc, KeyboardInterrupt):
-        say("stopped")
-        return int(ExitStatus.INTERRUPTED)
-    raise exc
+    say("stopped")  # KeyboardInterrupt
+    return int(ExitStatus.INTERRUPTED)
 
 
 def leave_if_portaudio_hung(status: int) -> None:

@@ -78,10 +78,7 @@ def prepare(script: str, *, config, minutes, sets, vars_file, from_section, only
 def preload() -> None:
     """Import what `run` uses (and start PortAudio loading), for a caller that has
     time now: the parent of a split start, while its child reads the script."""
-    # OpenBLAS starts a thread per core as numpy loads; playing never multiplies
-    # matrices, and the cores are the audio's and the voice's.
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _one_blas_thread()
     from prtvoice.device import warm_up
 
     warm_up()  # PortAudio's own start-up runs without the GIL, beside the imports below
@@ -89,6 +86,13 @@ def preload() -> None:
     import soxr  # noqa: F401 - the first clip's resampler
 
     from prtvoice import keys, live, player, render, resume, session, sounds  # noqa: F401
+
+
+def _one_blas_thread() -> None:
+    # OpenBLAS starts a thread per core as numpy loads; playing never multiplies
+    # matrices, and the cores are the audio's and the voice's.
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def run(request: PlayRequest, *, engine) -> int:
@@ -99,8 +103,7 @@ def run(request: PlayRequest, *, engine) -> int:
     from prtvoice import resume as resuming
     from prtvoice import session
 
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _one_blas_thread()
     loaded, options, start, only_index = (request.loaded, request.options, request.start,
                                           request.only_index)  # fmt: skip
     titles = [s.title for s in loaded.sections]

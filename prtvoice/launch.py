@@ -151,13 +151,14 @@ def _play(payload: bytes, engine) -> int:
 
     from prtvoice import cli_common, cli_play
     from prtvoice.device import settle
+    from prtvoice.errors import PrtvoiceError
 
     request = pickle.loads(payload)  # trusted: our own child wrote it
     try:
         if engine is None:  # the parent could not read the configuration; the child could
             engine = cli_play.start_engine(request.config)
         return cli_play.run(request, engine=engine)
-    except (Exception, KeyboardInterrupt) as exc:
+    except (PrtvoiceError, KeyboardInterrupt) as exc:
         if request.traceback and not isinstance(exc, KeyboardInterrupt):
             raise
         settle()
