@@ -6,12 +6,16 @@ a re-export's whole measuring, and on a 2-core machine that import competes
 with the audio being rendered. Each function here is checked against scipy's
 own in the tests (tests/test_filters.py), to float rounding.
 
-- `KWeighting`: BS.1770's K-weighting (pyloudnorm's two RBJ biquads, as one
-  4th-order IIR) run block by block: each block's zero-state response by FFT
-  convolution with the impulse response, plus the response to the state it
-  starts in. Exact (no truncated impulse response), like `sosfilt` with `zi`.
-- `lowpass_taps` (= `scipy.signal.firwin(n, cutoff, window=("kaiser", beta))`)
-  and `upsample` (= `scipy.signal.upfirdn(taps, x, up)`), for true peak.
+- `KWeighting`: BS.1770's K-weighting (pyloudnorm's two RBJ biquads) run
+  block by block, like `sosfilt` with `zi`. It runs scipy.signal's own compiled
+  sosfilt kernel when that loads without the package (`compiled_sosfilt`:
+  ~11 ns a sample against ~40-80 for the numpy way, and the K-weighting is most
+  of what measuring loudness costs). Otherwise, numpy alone: as one 4th-order
+  IIR, each block's zero-state response by FFT convolution with the impulse
+  response, plus the response to the state it starts in. Exact both ways (no
+  truncated impulse response).
+- `lowpass_taps` (= `scipy.signal.firwin(n, cutoff, window=("kaiser", beta))`),
+  the interpolation filter of the true-peak meter.
 - `sliding_min` (= `scipy.ndimage.minimum_filter1d(x, size, mode="nearest")`,
   odd sizes), for the limiter's look-ahead, in O(n) (van Herk / Gil-Werman).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,7 +39,10 @@ def k_weighting_stages(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     RBJ cookbook biquads with pyloudnorm's parameters (G, Q, fc), normalised to a[0] = 1.
     """
     stages = []
-    for kind, gain_db, q, fc in (("shelf", 4.0, 1 / math.sqrt(2), 1500.0), ("pass", 0.0, 0.5, 38.0)):
+    for kind, gain_db, q, fc in (
+        ("shelf", 4.0, 1 / math.sqrt(2), 1500.0),
+        ("pass", 0.0, 0.5, 38.0),
+    ):
         big_a = 10 ** (gain_db / 40)
         w0 = 2 * math.pi * fc / sample_rate
         cos, alpha = math.cos(w0), math.sin(w0) / (2 * q)
@@ -58,7 +66,9 @@ def k_weighting_stages(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @functools.cache
-def _responses(b: tuple[float, ...], a: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _responses(
+    b: tuple[float, ...], a: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Impulse responses of B/A (h) and 1/A (g), _BLOCK samples each, and h's spectrum."""
     order = len(a) - 1
     h = np.zeros(_BLOCK)
@@ -74,8 +84,102 @@ def _responses(b: tuple[float, ...], a: tuple[float, ...]) -> tuple[np.ndarray, 
     return h, g, np.fft.rfft(h, 2 * _BLOCK)
 
 
+SosKernel = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+@functools.cache
+def compiled_sosfilt() -> SosKernel | None:
+    """scipy.signal's compiled sosfilt kernel, loaded without importing scipy.signal.
+
+    `kernel(sos, x, zi)` filters x (float64, C-contiguous, shape (1, n)) in
+    place through the sections `sos` (shape (s, 6)), carrying the state `zi`
+    (shape (1, s, 2)), as `scipy.signal.sosfilt(sos, x, zi=zi)` does.
+
+    Importing scipy.signal takes 1-1.5 s (see the module docstring); its kernel
+    alone loads in ~30 ms (scipy's package and the one extension). The kernel
+    is scipy's private API, so it must pass a known-answer check here before it
+    is used; None (the numpy filter is used) when it is missing, moved, or
+    behaves otherwise.
+    """
+    import importlib.machinery
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "scipy.signal._sosfilt"
+    try:
+        module = sys.modules.get(name)
+        if module is None:
+            import scipy  # the package only (~25 ms): the extension needs it
+
+            folder = Path(scipy.__file__).parent / "signal"
+            found = [
+                folder / f"_sosfilt{suffix}"
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (folder / f"_sosfilt{suffix}").is_file()
+            ]
+            if not found:
+                return None
+            loader = importlib.machinery.ExtensionFileLoader(name, str(found[0]))
+            spec = importlib.util.spec_from_file_location(name, found[0], loader=loader)
+            if spec is None:
+                return None
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+        kernel = module._sosfilt
+        if not _kernel_answers_right(kernel):
+            return None
+        return kernel
+    except Exception:  # any failure to load or to agree means: use numpy
+        return None
+
+
+def _kernel_answers_right(kernel: SosKernel) -> bool:
+    """Two sections, an impulse, a state carried across a split: against plain recursion."""
+    sos = np.array([[0.5, 0.25, 0.125, 1.0, -0.5, 0.25], [1.0, -1.0, 0.5, 1.0, 0.3, 0.2]])
+    x = np.zeros(40)
+    x[0], x[7] = 1.0, -0.75
+    expected = x.copy()
+    for b0, b1, b2, _, a1, a2 in sos:  # direct form I, one section after the other
+        out = np.zeros_like(expected)
+        for n in range(len(out)):
+            out[n] = (
+                b0 * expected[n]
+                + (b1 * expected[n - 1] if n >= 1 else 0.0)
+                + (b2 * expected[n - 2] if n >= 2 else 0.0)
+                - (a1 * out[n - 1] if n >= 1 else 0.0)
+                - (a2 * out[n - 2] if n >= 2 else 0.0)
+            )
+        expected = out
+    zi = np.zeros((1, 2, 2))
+    got = []
+    for piece in (x[:13], x[13:]):
+        y = np.ascontiguousarray(piece).reshape(1, -1)
+        kernel(sos, y, zi)
+        got.append(y[0])
+    return bool(np.allclose(np.concatenate(got), expected, rtol=1e-12, atol=1e-15))
+
+
+def k_weighting(
+    sample_rate: int, *, compiled: bool | None = None
+) -> KWeighting | CompiledKWeighting:
+    """A K-weighting filter for a mono float64 stream, block by block.
+
+    `compiled`: None takes scipy's kernel when it loads (compiled_sosfilt), True
+    requires it (ValueError without), False takes the numpy filter. Both give
+    the same samples to float rounding (tests/test_filters.py).
+    """
+    if compiled is not False:
+        kernel = compiled_sosfilt()
+        if kernel is not None:
+            return CompiledKWeighting(sample_rate, kernel)
+        if compiled:
+            raise ValueError("scipy's compiled sosfilt kernel is not available")
+    return KWeighting(sample_rate)
+
+
 class KWeighting:
-    """K-weighting of a mono float64 stream, block by block (any block lengths)."""
+    """K-weighting on numpy alone, block by block (any block lengths)."""
 
     def __init__(self, sample_rate: int) -> None:
         (b1, a1), (b2, a2) = k_weighting_stages(sample_rate)
@@ -125,29 +229,32 @@ class KWeighting:
         return y
 
 
+class CompiledKWeighting:
+    """K-weighting through scipy's compiled sosfilt kernel (KWeighting's interface)."""
+
+    def __init__(self, sample_rate: int, kernel: SosKernel) -> None:
+        self._kernel = kernel
+        self._sos = np.array([np.concatenate([b, a]) for b, a in k_weighting_stages(sample_rate)])
+        self._zi = np.zeros((1, len(self._sos), 2))
+
+    def settled(self) -> bool:
+        return float(np.abs(self._zi).max()) < SETTLED
+
+    def reset(self) -> None:
+        self._zi[:] = 0.0
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)  # filtered in place
+        self._kernel(self._sos, y, self._zi)
+        return y.reshape(-1)
+
+
 def lowpass_taps(numtaps: int, cutoff: float, *, beta: float) -> np.ndarray:
     """A Kaiser-window FIR low pass, as `scipy.signal.firwin(numtaps, cutoff,
     window=("kaiser", beta))` makes it (`cutoff` relative to Nyquist, unit gain at 0 Hz)."""
     m = np.arange(numtaps) - (numtaps - 1) / 2
     taps = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
     return taps / taps.sum()
-
-
-def upsample(taps: np.ndarray, x: np.ndarray, up: int) -> np.ndarray:
-    """`scipy.signal.upfirdn(taps, x, up)`: x with up-1 zeros after each sample,
-    filtered by `taps`; (len(x) - 1) * up + len(taps) samples.
-
-    Polyphase: output phase p is x convolved with taps[p::up] (the zeros are
-    never multiplied). Not as one matrix product over x's windows, though that
-    is twice as fast on the clock: BLAS runs it on every core, taking the
-    encoder's core from it while an export streams (measured: +1.3 s at 20 min).
-    """
-    length = (len(x) - 1) * up + len(taps)
-    out = np.zeros(len(x) * up + len(taps))
-    for phase in range(up):
-        branch = np.convolve(x, taps[phase::up])
-        out[phase : phase + up * len(branch) : up] = branch
-    return out[:length]
 
 
 def sliding_min(x: np.ndarray, size: int) -> np.ndarray:

@@ -5,7 +5,7 @@ small state, so measuring a 4-hour session costs the memory of a few blocks
 plus one float per 100 ms (the gating hops).
 
 Loudness: K-weighting (pyloudnorm's filter coefficients, run block by block:
-prtvoice.filters.KWeighting), mean squares per 100 ms hop, 400 ms gating
+prtvoice.filters.k_weighting), mean squares per 100 ms hop, 400 ms gating
 blocks with 75 % overlap, an absolute gate at -70 LUFS and a relative gate at
 -10 LU. Gating is what keeps the long silences of a session from counting:
 plain RMS over a session that is half silence would read 3 dB low and the
@@ -15,7 +15,8 @@ True peak: 4x oversampling (the filter of scipy's polyphase `resample_poly`),
 evaluated with enough context on both sides of each block that the result
 equals oversampling the whole signal at once.
 
-Everything here runs on numpy alone (see prtvoice.filters for why).
+Everything here runs on numpy, plus scipy's compiled sosfilt kernel for the
+K-weighting when it loads (see prtvoice.filters for why not scipy.signal).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prtvoice.filters import KWeighting, lowpass_taps, sliding_min, upsample
+from prtvoice.filters import k_weighting, lowpass_taps, sliding_min
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
@@ -59,7 +60,7 @@ class LoudnessMeter:
         # caller can tell which hops a limiter would touch (export's gain fitting).
         self._peaks: list[float] | None = [] if hop_peaks else None
         self._pending_peak = 0.0
-        self._weighting = KWeighting(sample_rate)
+        self._weighting = k_weighting(sample_rate)
         self._hop = round(0.1 * sample_rate)  # 100 ms: the 75 % overlap step of 400 ms blocks
         self._pending = 0.0  # sum of squares of the unfinished hop
         self._pending_frames = 0
@@ -227,11 +228,22 @@ class TruePeakMeter:
     def _oversample_peak(self, part: np.ndarray) -> None:
         """Raise the peak by the oversampled values of part[C:-C] (C of context each side)."""
         c = _PEAK_CONTEXT
-        up = upsample(_interpolator()[0], part, _OVERSAMPLE)
-        up = up[_HALF : _HALF + _OVERSAMPLE * len(part)]  # = resample_poly's output
-        inner = up[_OVERSAMPLE * c : _OVERSAMPLE * (len(part) - c)]
-        if len(inner):
-            self.peak = max(self.peak, float(np.abs(inner).max()))
+        n = len(part) - 2 * c
+        if n <= 0:
+            return
+        taps = _interpolator()[0]
+        # Polyphase (what resample_poly does): the output's phase p after input
+        # sample k is part convolved with taps[p::4], at index k + _HALF / 4. Phase 0
+        # is the samples themselves times the centre tap: its other taps fall on the
+        # sinc's zeros (~4e-17), far below float rounding, so it is not convolved.
+        # (One matrix product over part's windows would be faster on the clock, but
+        # BLAS runs it on every core, taking the encoder's core while an export streams.)
+        delay = _HALF // _OVERSAMPLE
+        peak = abs(float(taps[_HALF])) * float(np.abs(part[c : c + n]).max())
+        for phase in range(1, _OVERSAMPLE):
+            branch = np.convolve(part, taps[phase::_OVERSAMPLE])
+            peak = max(peak, float(np.abs(branch[delay + c : delay + c + n]).max()))
+        self.peak = max(self.peak, peak)
 
     @property
     def peak_db(self) -> float:

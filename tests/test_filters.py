@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pyloudnorm
 import pytest
 import scipy.ndimage
 import scipy.signal
 
-from prtvoice.filters import KWeighting, k_weighting_stages, lowpass_taps, sliding_min, upsample
+from prtvoice import filters
+from prtvoice.filters import (
+    CompiledKWeighting,
+    KWeighting,
+    compiled_sosfilt,
+    k_weighting,
+    k_weighting_stages,
+    lowpass_taps,
+    sliding_min,
+)
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000])
@@ -23,8 +35,9 @@ def test_k_weighting_coefficients_are_pyloudnorms(rate):
         np.testing.assert_allclose(a, ta, rtol=1e-12)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["scipy-kernel", "numpy"])
 @pytest.mark.parametrize("rate", [22050, 44100])
-def test_k_weighting_streams_exactly_like_sosfilt_whatever_the_blocks(rate):
+def test_k_weighting_streams_exactly_like_sosfilt_whatever_the_blocks(rate, compiled):
     rng = np.random.default_rng(rate)
     # Speech-like: bursts of noise and tones between stretches of digital silence.
     x = np.zeros(rate * 8)
@@ -34,7 +47,7 @@ def test_k_weighting_streams_exactly_like_sosfilt_whatever_the_blocks(rate):
     sos = np.array([np.concatenate([b, a]) for b, a in k_weighting_stages(rate)])
     reference = scipy.signal.sosfilt(sos, x)
     for sizes in ([len(x)], [1, 2, 3, 63, 64, 65, 4095, 4096, 4097, 9000], [777] * 400):
-        weighting, out, at = KWeighting(rate), [], 0
+        weighting, out, at = k_weighting(rate, compiled=compiled), [], 0
         for size in sizes * (len(x) // sum(sizes) + 1):
             if at >= len(x):
                 break
@@ -46,25 +59,66 @@ def test_k_weighting_streams_exactly_like_sosfilt_whatever_the_blocks(rate):
         assert np.abs(got - reference).max() <= 1e-9 * np.abs(reference).max()
 
 
-def test_k_weighting_settles_after_silence():
-    weighting = KWeighting(22050)
+@pytest.mark.parametrize("compiled", [True, False], ids=["scipy-kernel", "numpy"])
+def test_k_weighting_settles_after_silence(compiled):
+    weighting = k_weighting(22050, compiled=compiled)
     weighting.process(np.random.default_rng(1).standard_normal(1000))
     assert not weighting.settled()
     weighting.process(np.zeros(22050 * 3))
     assert weighting.settled()
+    weighting.process(np.ones(10))
+    weighting.reset()
+    assert weighting.settled()
+    assert not weighting.process(np.zeros(100)).any()
 
 
-@pytest.mark.parametrize(("numtaps", "cutoff", "beta"), [(81, 0.25, 5.0), (31, 0.5, 8.6), (8, 0.3, 2.0)])
+def test_scipys_kernel_loads_without_scipy_signal_and_is_what_meters_use():
+    # The fast path is what a fresh process gets with the scipy this project
+    # installs (it fails here, not silently falls back, if scipy moves it).
+    code = (
+        "import sys\n"
+        "from prtvoice.filters import compiled_sosfilt, k_weighting\n"
+        "assert compiled_sosfilt() is not None\n"
+        "assert type(k_weighting(22050)).__name__ == 'CompiledKWeighting'\n"
+        "assert 'scipy.signal' not in sys.modules, sorted(sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_kernel_that_answers_wrong_is_not_used(monkeypatch):
+    assert filters._kernel_answers_right(compiled_sosfilt())
+
+    def off_by_a_little(sos, x, zi):
+        compiled_sosfilt()(sos, x, zi)
+        x *= 1.0 + 1e-9
+
+    def wrong_shapes(sos, x, zi):
+        raise ValueError("Buffer has wrong number of dimensions")
+
+    assert not filters._kernel_answers_right(off_by_a_little)
+    monkeypatch.setattr(filters, "_kernel_answers_right", lambda kernel: False)
+    assert compiled_sosfilt.__wrapped__() is None
+    monkeypatch.setattr(filters, "_kernel_answers_right", wrong_shapes)
+    assert compiled_sosfilt.__wrapped__() is None  # raised inside: the numpy filter then
+
+
+def test_without_the_kernel_k_weighting_falls_back_to_numpy(monkeypatch):
+    monkeypatch.setattr(filters, "compiled_sosfilt", lambda: None)
+    assert isinstance(k_weighting(22050), KWeighting)
+    with pytest.raises(ValueError, match="not available"):
+        k_weighting(22050, compiled=True)
+    monkeypatch.undo()
+    assert isinstance(k_weighting(22050), CompiledKWeighting)
+    assert isinstance(k_weighting(22050, compiled=False), KWeighting)
+
+
+@pytest.mark.parametrize(
+    ("numtaps", "cutoff", "beta"), [(81, 0.25, 5.0), (31, 0.5, 8.6), (8, 0.3, 2.0)]
+)
 def test_lowpass_taps_are_firwins(numtaps, cutoff, beta):
     expected = scipy.signal.firwin(numtaps, cutoff, window=("kaiser", beta))
     np.testing.assert_allclose(lowpass_taps(numtaps, cutoff, beta=beta), expected, atol=1e-15)
-
-
-@pytest.mark.parametrize("length", [1, 2, 50, 1000])
-def test_upsample_is_upfirdn(length):
-    rng = np.random.default_rng(length)
-    x, taps = rng.standard_normal(length), rng.standard_normal(81)
-    np.testing.assert_allclose(upsample(taps, x, 4), scipy.signal.upfirdn(taps, x, 4), atol=1e-12)
 
 
 @pytest.mark.parametrize("size", [1, 3, 11, 1323])

@@ -80,6 +80,18 @@ def test_true_peak_equals_whole_signal_oversampling_and_beats_sample_peak():
     assert to_db(peak) > to_db(meter.sample_peak) + 2.5
 
 
+def test_true_peak_on_a_sample_itself_equals_whole_signal_oversampling():
+    # A lone click: its largest oversampled value is the sample's own (phase 0,
+    # which the meter takes from the centre tap instead of convolving).
+    x = np.zeros(SR, dtype=np.float32)
+    x[5000], x[9000:9003] = 0.9, (0.2, -0.3, 0.25)
+    meter = TruePeakMeter()
+    meter.add(x)
+    whole = np.abs(scipy.signal.resample_poly(x.astype(np.float64), 4, 1))
+    assert int(whole.argmax()) == 4 * 5000  # on the sample: phase 0
+    assert meter.finish() == pytest.approx(whole.max(), rel=1e-12)
+
+
 @pytest.mark.parametrize("block", [1, 37, 300, 8192])
 def test_true_peak_skips_quiet_chunks_yet_equals_whole_signal_oversampling(block):
     # Bursts of every level, a loud one late and one right at the end: the meter
