@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
 import subprocess
 import threading
 from collections import deque
@@ -122,7 +124,26 @@ def format_from_suffix(path: Path) -> Format | None:
 
 @functools.cache
 def available_encoders(ffmpeg: str) -> frozenset[str]:
-    """The audio encoders the given ffmpeg binary has (`ffmpeg -encoders`)."""
+    """The audio encoders the given ffmpeg binary has (`ffmpeg -encoders`).
+
+    Asking costs ~0.1 s (ffmpeg loads all its libraries), on every export
+    before any work: the answer is kept in the cache folder for this binary
+    (its real path, size and modification time), so a changed or replaced
+    ffmpeg is asked again. The kept answer is a hint only: unreadable, it is
+    asked again; unwritable, it is not kept.
+    """
+    identity = _binary_identity(ffmpeg)
+    if identity is not None:
+        kept = _kept_encoders(identity)
+        if kept is not None:
+            return kept
+    names = _ask_encoders(ffmpeg)
+    if identity is not None:
+        _keep_encoders(identity, names)
+    return names
+
+
+def _ask_encoders(ffmpeg: str) -> frozenset[str]:
     try:
         result = subprocess.run(
             [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30
@@ -139,6 +160,42 @@ def available_encoders(ffmpeg: str) -> frozenset[str]:
     if not names:
         raise EncoderError(f"{ffmpeg} lists no audio encoders: is it a working ffmpeg?")
     return frozenset(names)
+
+
+_ENCODERS_FILE = "ffmpeg-encoders.json"
+
+
+def _binary_identity(ffmpeg: str) -> dict | None:
+    try:
+        real = os.path.realpath(ffmpeg)
+        stat = os.stat(real)
+    except OSError:
+        return None
+    return {"path": real, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+
+
+def _kept_encoders(identity: dict) -> frozenset[str] | None:
+    from prtvoice import paths
+
+    try:
+        kept = json.loads((paths.cache_dir() / _ENCODERS_FILE).read_text(encoding="utf-8"))
+        if kept.get("binary") != identity:
+            return None
+        names = kept["encoders"]
+        if not names or not all(isinstance(n, str) for n in names):
+            return None
+        return frozenset(names)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _keep_encoders(identity: dict, names: frozenset[str]) -> None:
+    from prtvoice import paths
+    from prtvoice.atomic import replace_small_file
+
+    text = json.dumps({"binary": identity, "encoders": sorted(names)}, indent=1)
+    with contextlib.suppress(OSError):  # a read-only cache folder: ask again next time
+        replace_small_file(paths.cache_dir() / _ENCODERS_FILE, text + "\n")
 
 
 @functools.cache

@@ -147,6 +147,42 @@ def test_missing_encoder_is_a_clear_error(tmp_path, monkeypatch):
     assert choose_encoder(FORMATS["flac"], str(fake)) == "flac"
 
 
+def test_the_encoder_list_is_kept_per_ffmpeg_binary_and_asked_again_when_it_changes(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PRTVOICE_CACHE", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\necho run >> {runs}\necho ' A....D flac   FLAC'\n")
+    fake.chmod(0o755)
+
+    def ask() -> frozenset[str]:
+        available_encoders.cache_clear()  # as a new process would start
+        return available_encoders(str(fake))
+
+    def asked() -> int:
+        return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+    assert ask() == {"flac"} and asked() == 1
+    assert ask() == {"flac"} and asked() == 1  # kept: ffmpeg not run again
+    kept = tmp_path / "cache" / "ffmpeg-encoders.json"
+    assert "flac" in kept.read_text()
+    # A different ffmpeg at the same path (another size and time): asked again.
+    fake.write_text(
+        f"#!/bin/sh\necho run >> {runs}\necho ' A....D flac   FLAC'\necho ' A....D libmp3lame  MP3'\n"
+    )
+    assert ask() == {"flac", "libmp3lame"} and asked() == 2
+    assert ask() == {"flac", "libmp3lame"} and asked() == 2
+    kept.write_text("{not json")  # damaged: asked again, and kept anew
+    assert ask() == {"flac", "libmp3lame"} and asked() == 3
+    assert ask() == {"flac", "libmp3lame"} and asked() == 3
+    # A cache folder that cannot be written: asked every time, never an error.
+    monkeypatch.setenv("PRTVOICE_CACHE", str(fake))  # a file, not a folder
+    assert ask() == {"flac", "libmp3lame"} and asked() == 4
+    assert ask() == {"flac", "libmp3lame"} and asked() == 5
+    available_encoders.cache_clear()
+
+
 def test_existing_target_refused_before_any_work_and_replaced_with_force(real, tmp_path):
     plan, blocks, options = real
     target = tmp_path / "s.wav"
