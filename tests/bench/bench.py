@@ -1,6 +1,6 @@
 """prtvoice against the naive pipeline, side by side in one run (not a test).
 
-    .venv/bin/python tests/bench/bench.py            # everything (~5 min on 2 cores)
+    .venv/bin/python tests/bench/bench.py            # everything (~12 min on 2 cores)
     .venv/bin/python tests/bench/bench.py --quick    # 20-minute session only
 
 The naive pipeline is what people use today: one pyttsx3 clip per line
@@ -365,8 +365,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the 20-minute session only")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument(
+        "--repeats", type=int, default=3,
+        help="runs of each pairing, interleaved, medians reported (default 3): warm "
+        "re-export and encoder alone at every size, cold and naive at 20 min (the naive "
+        "2 h run takes ~3 min, so it runs once)",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = ["20m"] if args.quick else ["20m", "2h"]
+    repeats = max(1, args.repeats)
     work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-"))
     base_env = {
         **os.environ,
@@ -374,33 +381,49 @@ def main() -> None:
         "PRTVOICE_HOME": str(work / "home"),
         "PRTVOICE_STATE": str(work / "state"),
     }
+    installed_bytecode(base_env, work)
     figures: dict[str, dict] = {}
     try:
         for size in sizes:
             lines = make_lines(SESSIONS[size])
             script = work / f"bench-{size}.yaml"
             script.write_text(script_yaml(lines, title=f"Bench {size}"), encoding="utf-8")
-            changed = list(lines)
-            changed[len(changed) // 2] = "This one line was changed, and only this one."
-            cache = work / f"cache-{size}"
-            env = {**base_env, "PRTVOICE_CACHE": str(cache)}
-            log(f"{size}: {len(lines)} lines; naive pipeline ...")
-            naive = run_child("naive", script, work / f"naive-{size}.mp3", env)
-            log(f"{size}: prtvoice, cold cache ...")
-            cold = run_child("prtvoice", script, work / f"cold-{size}.mp3", env)
-            log(f"{size}: prtvoice, warm cache, one line changed ...")
-            # Edited in place, as a therapist does: the same script file, one line new.
-            script.write_text(script_yaml(changed, title=f"Bench {size}"), encoding="utf-8")
-            warm = run_child("prtvoice", script, work / f"warm-{size}.mp3", env)
+            runs: dict[str, list] = {"naive": [], "cold": [], "warm": [], "encoder": []}
+            pairs = repeats if size == "20m" else 1
+            for run in range(pairs):  # interleaved: the machine's drift hits both alike
+                env = {**base_env, "PRTVOICE_CACHE": str(work / f"cache-{size}-{run}")}
+                log(f"{size}: {len(lines)} lines; naive pipeline ({run + 1}/{pairs}) ...")
+                runs["naive"].append(run_child("naive", script, work / f"naive-{size}.mp3", env))
+                log(f"{size}: prtvoice, cold cache ({run + 1}/{pairs}) ...")
+                runs["cold"].append(run_child("prtvoice", script, work / f"cold-{size}.mp3", env))
+            env = {**base_env, "PRTVOICE_CACHE": str(work / f"cache-{size}-0")}
+            for run in range(repeats):
+                log(f"{size}: prtvoice, warm cache, one line changed ({run + 1}/{repeats}) ...")
+                # Edited in place, as a therapist does: the same script file, one line new
+                # (another line each run, so each run has one clip to make).
+                changed = list(lines)
+                changed[len(changed) // 2 + run] = f"This one line was changed, time {run + 1}."
+                script.write_text(script_yaml(changed, title=f"Bench {size}"), encoding="utf-8")
+                warm = run_child("prtvoice", script, work / f"warm-{size}.mp3", env)
+                runs["warm"].append(warm)
+                rate = warm.get("sample_rate", 44100)
+                runs["encoder"].append(encoder_alone(work / f"warm-{size}.mp3", work, rate=rate))
             script.write_text(script_yaml(lines, title=f"Bench {size}"), encoding="utf-8")
-            rate = warm.get("sample_rate", 44100)
-            encoder = encoder_alone(work / f"warm-{size}.mp3", work, rate=rate)
             log(f"{size}: play, cold cache ...")
             play_env = {**base_env, "PRTVOICE_CACHE": str(work / f"play-cache-{size}")}
             play = first_sound(script, play_env)
             figures[size] = {
-                "lines": len(lines), "naive": naive, "cold": cold, "warm": warm,
-                "encoder_alone": encoder, "play_first_sound": play,
+                "lines": len(lines),
+                "naive": median_run(runs["naive"]), "cold": median_run(runs["cold"]),
+                "warm": median_run(runs["warm"]),
+                "encoder_alone": statistics.median(runs["encoder"]),
+                "totals": {
+                    "naive": [r["total"] for r in runs["naive"]],
+                    "cold": [r["total"] for r in runs["cold"]],
+                    "warm": [r["total"] for r in runs["warm"]],
+                    "encoder_alone": runs["encoder"],
+                },
+                "play_first_sound": play,
             }  # fmt: skip
             if args.json:  # kept as it comes: a later failure loses nothing
                 args.json.write_text(json.dumps(figures, indent=2))
@@ -414,6 +437,29 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     print(table(figures, sizes))
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run whose total is the median (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r["total"])[len(runs) // 2]
+
+
+def installed_bytecode(env: dict[str, str], work: Path) -> None:
+    """Run prtvoice with compiled bytecode, as an installed package has it.
+
+    An editable install under PYTHONDONTWRITEBYTECODE (this repository's CI and
+    development machines) compiles every module on every launch (~0.1 s more);
+    pip compiles on install. The bytecode goes into a private prefix.
+    """
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "prtvoice")], env=env, check=True)
+    # The libraries' modules compile on first import: one untimed run of each kind.
+    warm_up = work / "warm-up.yaml"
+    warm_up.write_text(script_yaml(["One line."], title="Warm-up"), "utf-8")
+    cache = {**env, "PRTVOICE_CACHE": str(work / "warm-up-cache")}
+    run_child("prtvoice", warm_up, work / "warm-up.mp3", cache)
+    run_child("naive", warm_up, work / "warm-up-naive.mp3", env)
 
 
 def log(message: str) -> None:
@@ -452,6 +498,20 @@ def table(f: dict, sizes: list[str]) -> str:
     lines = ["\n".join(rows), ""]
     for size in sizes:
         s = f[size]
+        totals = s.get("totals", {})
+        if len(totals.get("warm", [])) > 1:
+            spread = "; ".join(
+                f"{name} " + ", ".join(f"{t:.2f}" for t in totals[name])
+                for name in ("naive", "cold", "warm", "encoder_alone")
+                if totals.get(name)
+            )
+            lines.append(f"- {size}, every run (s; the table has medians): {spread}")
+        floor = s["cold"]["synth"] + s["encoder_alone"]
+        lines.append(
+            f"- {size} cold floor, synthesis + encoder alone (the encoder cannot start before "
+            f"the gain is known, which needs every clip): {floor:.2f} s = naive / "
+            f"{s['naive']['total'] / floor:.1f}"
+        )
         lines.append(f"- `play` {size}, cold cache: first sound {s['play_first_sound']:.2f} s "
                      "after launch")  # fmt: skip
         lines.append(f"- warm re-export {size} / encoder alone: "

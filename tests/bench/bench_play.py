@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,14 +57,9 @@ def main() -> None:
         "PRTVOICE_STATE": str(work / "state"),
     }
     if args.bytecode:
-        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
-        base_env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-        package = bench.ROOT / "prtvoice"
-        subprocess.run([bench.PY, "-m", "compileall", "-q", str(package)], env=base_env, check=True)
-        # The prefix holds every module's bytecode, the libraries' too: one
-        # launch, not timed, compiles what play imports.
+        bench.installed_bytecode(base_env, work)
+        # One launch of play, not timed, compiles what play imports of the libraries.
         warm_up = work / "warm-up.yaml"
-        warm_up.write_text(bench.script_yaml(["One line."], title="Warm-up"), "utf-8")
         bench.first_sound(warm_up, {**base_env, "PRTVOICE_CACHE": str(work / "warm-up-cache")})
     starts = ["split", "one"] if args.starts == "both" else [args.starts]
     try:
