@@ -53,6 +53,14 @@ def splits(args: list[str]) -> bool:
 
 
 def _play_in_two_processes() -> None:
+    # Both processes spend their start importing and reading: millions of small
+    # objects and no cyclic garbage worth collecting. Without the collector's
+    # passes over them, ~4 % fewer instructions (counted with callgrind). The
+    # child never turns it back on (it leaves after the hand-off); the parent
+    # does before it plays.
+    import gc
+
+    gc.disable()
     child = 0
 
     def leave(signum, frame) -> None:  # until `_parent` takes over, as cli_play does
@@ -147,6 +155,7 @@ def _parent(child: int, read_end: int) -> None:
 
 def _play(payload: bytes, engine) -> int:
     """Play the child's request with `engine` (None: start it now); the exit status."""
+    import gc
     import pickle
 
     from prtvoice import cli_common, cli_play
@@ -154,6 +163,7 @@ def _play(payload: bytes, engine) -> int:
     from prtvoice.errors import PrtvoiceError
 
     request = pickle.loads(payload)  # trusted: our own child wrote it
+    gc.enable()  # off since the start (`_play_in_two_processes`); a session runs for hours
     try:
         if engine is None:  # the parent could not read the configuration; the child could
             engine = cli_play.start_engine(request.config)

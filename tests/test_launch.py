@@ -76,6 +76,33 @@ def test_every_bundled_script_crosses_the_pipe_intact(script):
     assert copy.device == 2 and copy.volume == 0.5
 
 
+def test_the_parent_plays_with_the_garbage_collector_back_on(monkeypatch):
+    # A split start turns the collector off while both processes import; hours of
+    # playing without it would pile up cyclic garbage.
+    import gc
+
+    request = cli_play.prepare("grounding", config=Config(), minutes=None, sets=None,
+                               vars_file=None, from_section=None, only=None, device=None,
+                               volume=0.5, ambience=None, resume=False)  # fmt: skip
+    seen = []
+
+    def run(request, *, engine):
+        seen.append(gc.isenabled())
+        return 0
+
+    class Engine:
+        def close(self) -> None:
+            seen.append("closed")
+
+    monkeypatch.setattr(cli_play, "run", run)
+    gc.disable()
+    try:
+        assert launch._play(pickle.dumps(request), Engine()) == 0
+    finally:
+        gc.enable()
+    assert seen == [True, "closed"]
+
+
 def _prtvoice(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "prtvoice", *args], stdin=subprocess.DEVNULL,
