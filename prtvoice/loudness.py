@@ -403,7 +403,6 @@ class PeakLimiter:
         self._hold = 2 * max(1, round(hold_seconds * sample_rate / 2))
         context = self._hold + 2 * self._ramp
         self._x = np.zeros(context, dtype=np.float64)
-        self._need = np.ones(context, dtype=np.float64)
         self._ready = context  # index in the buffers of the first sample not yet output
         self.reduced_frames = 0  # how many output samples the limiter turned down
         self.min_gain = 1.0
@@ -411,17 +410,13 @@ class PeakLimiter:
     def process(self, block: np.ndarray) -> np.ndarray:
         """Feed a block; returns the limited samples that are ready (float32 (n, 1))."""
         x = np.asarray(block, dtype=np.float64).reshape(-1)
-        with np.errstate(divide="ignore"):
-            need = np.minimum(1.0, self.ceiling / np.abs(x))
         self._x = np.concatenate([self._x, x])
-        self._need = np.concatenate([self._need, need])
         return self._emit(len(self._x) - self._ramp)
 
     def finish(self) -> np.ndarray:
         """The last `ramp` frames (the signal is followed by silence)."""
         total = len(self._x)
         self._x = np.concatenate([self._x, np.zeros(self._ramp)])
-        self._need = np.concatenate([self._need, np.ones(self._ramp)])
         return self._emit(total)
 
     def _emit(self, upto: int) -> np.ndarray:
@@ -430,11 +425,14 @@ class PeakLimiter:
             return np.zeros((0, 1), dtype=np.float32)
         # m[k] = min need[k - hold .. k + ramp] for k in [start - ramp, upto)
         lo = start - ramp - hold
-        window = self._need[lo : upto + ramp]
-        if window.min() >= 1.0:
-            # Nothing near needs turning down (most of a session): every gain is
-            # exactly 1, as the filters below would find, at a fraction of the cost.
+        magnitude = np.abs(self._x[lo : upto + ramp])
+        if magnitude.max() <= self.ceiling:
+            # Nothing near needs turning down (most of a session): every need and
+            # gain is exactly 1, as the filters below would find, at a fraction of
+            # the cost (not even the needs are worked out).
             return self._advance(upto, self._x[start:upto])
+        with np.errstate(divide="ignore"):
+            window = np.minimum(1.0, self.ceiling / magnitude)  # each sample's need
         size = hold + ramp + 1
         centred = sliding_min(window, size)
         shift = (ramp - hold) // 2
@@ -445,7 +443,7 @@ class PeakLimiter:
         gain = (sums[ramp + 1 :] - sums[: -ramp - 1]) / (ramp + 1)
         gain = np.minimum(gain, 1.0)
         # Never above what the sample itself needs (guards cumsum rounding).
-        gain = np.minimum(gain, self._need[start:upto])
+        gain = np.minimum(gain, window[start - lo : upto - lo])
         out = self._x[start:upto] * gain
         turned = gain < 1.0 - 1e-9
         self.reduced_frames += int(turned.sum())
@@ -456,6 +454,5 @@ class PeakLimiter:
     def _advance(self, upto: int, out: np.ndarray) -> np.ndarray:
         keep = upto - (self._hold + 2 * self._ramp)
         self._x = self._x[keep:]
-        self._need = self._need[keep:]
         self._ready = upto - keep
         return out.astype(np.float32).reshape(-1, 1)

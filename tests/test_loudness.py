@@ -143,6 +143,21 @@ def test_limiter_is_transparent_below_the_ceiling():
     assert limiter.reduced_frames == 0
 
 
+def test_limiter_leaves_a_peak_at_the_ceiling_and_turns_down_one_just_over_it():
+    ceiling = 0.5
+    at = np.zeros(SR, dtype=np.float32)
+    at[1000] = ceiling  # exactly at the ceiling: needs nothing
+    limiter = PeakLimiter(ceiling=ceiling, sample_rate=SR)
+    y = np.concatenate([limiter.process(at), limiter.finish()])[:, 0]
+    assert np.array_equal(y, at) and limiter.reduced_frames == 0
+    over = at.copy()
+    over[1000] = np.nextafter(np.float32(ceiling), np.float32(1.0))  # one step over
+    limiter = PeakLimiter(ceiling=ceiling, sample_rate=SR)
+    y = np.concatenate([limiter.process(over[:700]), limiter.process(over[700:]), limiter.finish()])
+    assert limiter.reduced_frames > 0
+    assert np.abs(y).max() <= ceiling
+
+
 def test_the_background_meter_measures_what_the_stream_meter_does():
     from prtvoice.loudness import BackgroundMeter, StreamMeter
 
