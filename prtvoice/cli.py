@@ -490,6 +490,9 @@ def _import_for_export() -> None:
     import prtvoice.tts.espeak
     import prtvoice.tts.pyttsx3_engine
     import prtvoice.variables  # noqa: F401
+    from prtvoice.filters import compiled_sosfilt
+
+    compiled_sosfilt()  # scipy's package and its sosfilt kernel, for the loudness meter
 
 
 class _progress_bar:
