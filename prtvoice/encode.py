@@ -128,7 +128,7 @@ def available_encoders(ffmpeg: str) -> frozenset[str]:
 
     Asking costs ~0.1 s (ffmpeg loads all its libraries), on every export
     before any work: the answer is kept in the cache folder for this binary
-    (its real path, size and modification time), so a changed or replaced
+    (its real path, size, modification time and inode), so a changed or replaced
     ffmpeg is asked again. The kept answer is a hint only: unreadable, it is
     asked again; unwritable, it is not kept.
     """

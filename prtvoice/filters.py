@@ -1,4 +1,4 @@
-"""The few filters measuring and limiting need, exact and on numpy alone.
+"""The few filters measuring and limiting need, exact, without importing scipy.signal.
 
 scipy.signal would do each in a call, but importing it takes 1-1.5 s here
 (it pulls in scipy.stats, scipy.interpolate, scipy.optimize ...): longer than
