@@ -86,6 +86,25 @@ def test_scipys_kernel_loads_without_scipy_signal_and_is_what_meters_use():
     assert done.returncode == 0, done.stderr
 
 
+def test_threads_asking_for_the_kernel_at_once_all_get_it():
+    # A meter on its own thread and another on the main one may both be first.
+    code = (
+        "import threading\n"
+        "from prtvoice.filters import compiled_sosfilt\n"
+        "start, got = threading.Barrier(4), []\n"
+        "def ask():\n"
+        "    start.wait()\n"
+        "    got.append(compiled_sosfilt.__wrapped__())\n"
+        "threads = [threading.Thread(target=ask) for _ in range(4)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "assert len(got) == 4 and got[0] is not None, got\n"
+        "assert all(k is got[0] for k in got), got\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_kernel_that_answers_wrong_is_not_used(monkeypatch):
     assert filters._kernel_answers_right(compiled_sosfilt())
 
