@@ -225,3 +225,19 @@ def test_the_fast_wav_reader_gives_the_general_readers_samples(tmp_path):
     rate_general, data = wavfile.read(path)
     assert rate == rate_general == 22050
     assert np.array_equal(samples, (data.astype(np.float64) / 32768.0).astype(np.float32))
+
+
+def test_a_speech_worker_starts_without_the_heavy_modules():
+    # Every worker (one per core for an export, one beside play's first sound)
+    # pays for what it imports: no numpy, typing or dataclasses (with inspect,
+    # ast ...) on the way to a ready eSpeak NG (~20 % of a worker's start).
+    code = (
+        "import sys\n"
+        "from prtvoice.tts import worker\n"
+        "worker.Speaker()\n"
+        "heavy = {'numpy', 'typing', 'dataclasses', 'inspect', 'prtvoice.errors'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -15,27 +15,31 @@ import ctypes
 import functools
 import os
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-
-from prtvoice.errors import VoiceError
 
 SYSTEM_NAMES = ("libespeak-ng.so.1", "/usr/local/lib/libespeak-ng.so.1", "libespeak-ng.1.dylib")
 
 
-@dataclass(frozen=True)
-class EspeakLibrary:
-    """Which eSpeak NG library speaks: `source` is "system" or "bundled"."""
+# A named tuple, not a dataclass: this module is most of what a speech worker
+# imports, and dataclasses (with inspect, ast, dis ...) cost each worker ~20 ms
+# (prtvoice.errors too, so it is imported only to raise).
+class EspeakLibrary(namedtuple("EspeakLibrary", "source path version data_path")):
+    """Which eSpeak NG library speaks: `source` is "system" or "bundled"; `data_path`
+    None means the library's compiled-in default."""
 
-    source: str
-    path: str
-    version: str
-    data_path: str | None  # None: the library's compiled-in default
+    __slots__ = ()
 
     def describe(self) -> str:
         """One line for `prtvoice doctor`."""
         data = f", data {self.data_path}" if self.data_path else ""
         return f"eSpeak NG {self.version} ({self.source} library {self.path}{data})"
+
+
+def _voice_error(message: str) -> Exception:
+    from prtvoice.errors import VoiceError  # only when failing: errors imports dataclasses
+
+    return VoiceError(message)
 
 
 def _version(lib: ctypes.CDLL) -> str:
@@ -59,7 +63,7 @@ def _bundled() -> EspeakLibrary:
     try:
         import espeakng_loader
     except ImportError as exc:
-        raise VoiceError(
+        raise _voice_error(
             "eSpeak NG was not found: install it (apt install espeak-ng) or "
             "`pip install espeakng-loader`"
         ) from exc
@@ -70,7 +74,7 @@ def _bundled() -> EspeakLibrary:
         lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
         data = espeakng_loader.get_data_path()
     except (OSError, RuntimeError) as exc:
-        raise VoiceError(f"the pip-installed eSpeak NG library does not load: {exc}") from exc
+        raise _voice_error(f"the pip-installed eSpeak NG library does not load: {exc}") from exc
     os.environ["ESPEAK_DATA_PATH"] = data
     return EspeakLibrary("bundled", path, _version(lib), data)
 
@@ -83,13 +87,13 @@ def load_espeak() -> EspeakLibrary:
     """
     wanted = os.environ.get("PRTVOICE_ESPEAK", "auto").strip().lower() or "auto"
     if wanted not in ("auto", "system", "bundled"):
-        raise VoiceError(f"PRTVOICE_ESPEAK must be auto, system or bundled, not {wanted!r}")
+        raise _voice_error(f"PRTVOICE_ESPEAK must be auto, system or bundled, not {wanted!r}")
     if wanted in ("auto", "system"):
         found = _system()
         if found is not None:
             return found
         if wanted == "system":
-            raise VoiceError("PRTVOICE_ESPEAK=system, but no system eSpeak NG library was found")
+            raise _voice_error("PRTVOICE_ESPEAK=system, but no system eSpeak NG library was found")
     if not sys.platform.startswith("linux") and wanted == "auto":
-        raise VoiceError("eSpeak NG was not found: install eSpeak NG for your system")
+        raise _voice_error("eSpeak NG was not found: install eSpeak NG for your system")
     return _bundled()
