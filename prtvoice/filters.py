@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -101,37 +102,50 @@ def compiled_sosfilt() -> SosKernel | None:
     is used; None (the numpy filter is used) when it is missing, moved, or
     behaves otherwise.
     """
-    import importlib.machinery
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     name = "scipy.signal._sosfilt"
     try:
-        module = sys.modules.get(name)
+        with _KERNEL_LOCK:  # two first callers at once: the second finds it in sys.modules
+            module = _load_extension(name)
         if module is None:
-            import scipy  # the package only (~25 ms): the extension needs it
-
-            folder = Path(scipy.__file__).parent / "signal"
-            found = [
-                folder / f"_sosfilt{suffix}"
-                for suffix in importlib.machinery.EXTENSION_SUFFIXES
-                if (folder / f"_sosfilt{suffix}").is_file()
-            ]
-            if not found:
-                return None
-            loader = importlib.machinery.ExtensionFileLoader(name, str(found[0]))
-            spec = importlib.util.spec_from_file_location(name, found[0], loader=loader)
-            if spec is None:
-                return None
-            module = importlib.util.module_from_spec(spec)
-            loader.exec_module(module)
+            return None
         kernel = module._sosfilt
         if not _kernel_answers_right(kernel):
             return None
         return kernel
     except Exception:  # any failure to load or to agree means: use numpy
         return None
+
+
+_KERNEL_LOCK = threading.Lock()
+
+
+def _load_extension(name: str):
+    """scipy.signal's `_sosfilt` extension module (None when scipy has no such file)."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    module = sys.modules.get(name)
+    if module is None:
+        import scipy  # the package only (~25 ms): the extension needs it
+
+        folder = Path(scipy.__file__).parent / "signal"
+        found = [
+            folder / f"_sosfilt{suffix}"
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+            if (folder / f"_sosfilt{suffix}").is_file()
+        ]
+        if not found:
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(name, str(found[0]))
+        spec = importlib.util.spec_from_file_location(name, found[0], loader=loader)
+        if spec is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        sys.modules[name] = module  # one instance per process: a second load fails
+    return module
 
 
 def _kernel_answers_right(kernel: SosKernel) -> bool:
