@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pyloudnorm
 import pytest
 import scipy.ndimage
 import scipy.signal
+from fresh import run_fresh
 
 from prtvoice import filters
 from prtvoice.filters import (
@@ -82,8 +80,7 @@ def test_scipys_kernel_loads_without_scipy_signal_and_is_what_meters_use():
         "assert type(k_weighting(22050)).__name__ == 'CompiledKWeighting'\n"
         "assert 'scipy.signal' not in sys.modules, sorted(sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code)
 
 
 def test_threads_asking_for_the_kernel_at_once_all_get_it():
@@ -101,8 +98,7 @@ def test_threads_asking_for_the_kernel_at_once_all_get_it():
         "assert len(got) == 4 and got[0] is not None, got\n"
         "assert all(k is got[0] for k in got), got\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code)
 
 
 def test_a_kernel_that_answers_wrong_is_not_used(monkeypatch):

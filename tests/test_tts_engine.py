@@ -9,6 +9,7 @@ import wave
 
 import numpy as np
 import pytest
+from fresh import run_fresh
 
 from prtvoice.errors import VoiceError
 from prtvoice.tts.clip import read_engine_wav
@@ -238,6 +239,4 @@ def test_a_speech_worker_starts_without_the_heavy_modules():
         "heavy = {'numpy', 'typing', 'dataclasses', 'inspect', 'prtvoice.errors'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert run_fresh(code).strip().splitlines()[-1] == "[]"
