@@ -467,15 +467,14 @@ def _import_for_export() -> None:
     """Import now what an export imports as it goes, while a signal still ends it quietly:
     once the work starts, SIGINT and SIGTERM raise, and one landing inside an import
     ended the interpreter itself (exit -2 after 'stopped', 1 run in 10 at that moment)."""
-    # Some are imported on first use deep inside: importlib.metadata reads versions
-    # with email.parser, ID3 text frames are UTF-16, numpy imports numpy.fft lazily.
+    # Some are imported on first use deep inside: ID3 text frames are UTF-16, numpy
+    # imports numpy.fft lazily, and pyttsx3's version (in every clip's key) comes
+    # from importlib.metadata when its package folder does not tell.
     import difflib  # noqa: F401
-    import email.parser  # noqa: F401
     import encodings.utf_8_sig
     import encodings.utf_16
     import encodings.utf_16_le  # noqa: F401
     import fcntl  # noqa: F401
-    import importlib.metadata  # noqa: F401
     import wave  # noqa: F401
 
     import mutagen.id3  # noqa: F401
@@ -489,10 +488,11 @@ def _import_for_export() -> None:
     import prtvoice.tts.clip
     import prtvoice.tts.espeak
     import prtvoice.tts.pyttsx3_engine
-    import prtvoice.variables  # noqa: F401
+    import prtvoice.variables
     from prtvoice.filters import compiled_sosfilt
 
     compiled_sosfilt()  # scipy's package and its sosfilt kernel, for the loudness meter
+    prtvoice.tts.espeak.pyttsx3_version()  # importlib.metadata only if the folder does not tell
 
 
 class _progress_bar:

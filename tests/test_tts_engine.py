@@ -240,3 +240,81 @@ def test_a_speech_worker_starts_without_the_heavy_modules():
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     assert run_fresh(code).strip().splitlines()[-1] == "[]"
+
+
+def test_a_speech_worker_lists_its_voices_without_importlib_metadata():
+    # On a cold cache the voice list (with pyttsx3's version, part of every clip's
+    # key) comes before the first clip; importing importlib.metadata took ~50 ms of it.
+    code = (
+        "import sys\n"
+        "from prtvoice.tts import worker\n"
+        "info = worker.Speaker().info()\n"
+        "assert info['pyttsx3'] not in ('', 'unknown'), info['pyttsx3']\n"
+        "assert info['voices'], 'no voices'\n"
+        "print('importlib.metadata' in sys.modules, 'email' in sys.modules)\n"
+    )
+    assert run_fresh(code).strip().splitlines()[-1] == "False False"
+
+
+def test_pyttsx3_version_read_from_its_folder_is_importlib_metadatas():
+    from importlib.metadata import version
+
+    from prtvoice.tts.espeak import pyttsx3_version
+
+    pyttsx3_version.cache_clear()
+    assert pyttsx3_version() == version("pyttsx3")
+
+
+@pytest.mark.parametrize("folders", [0, 2])
+def test_pyttsx3_version_asks_importlib_metadata_when_its_folder_does_not_tell(
+    tmp_path, monkeypatch, folders
+):
+    # No .dist-info beside the package (an egg, an editable checkout), or two of them
+    # (a broken upgrade): importlib.metadata's own answer, not a guess.
+    import importlib.machinery
+    import importlib.metadata
+    import importlib.util
+
+    from prtvoice.tts import espeak
+
+    package = tmp_path / "site" / "pyttsx3"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for number in range(folders):
+        info = tmp_path / "site" / f"pyttsx3-9.{number}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: pyttsx3\nVersion: 9.{number}\n"
+        )
+    spec = importlib.machinery.ModuleSpec("pyttsx3", None, origin=str(package / "__init__.py"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "from-importlib")
+    espeak.pyttsx3_version.cache_clear()
+    try:
+        assert espeak.pyttsx3_version() == "from-importlib"
+    finally:
+        espeak.pyttsx3_version.cache_clear()
+
+
+def test_pyttsx3_version_reads_the_version_field_of_the_metadata(tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+
+    from prtvoice.tts import espeak
+
+    package = tmp_path / "pyttsx3"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    info = tmp_path / "pyttsx3-7.1.dist-info"
+    info.mkdir()
+    # The header ends at the first blank line: a "Version:" in the description is not it.
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: pyttsx3\nVersion: 7.1.post2\n\nVersion: 0.0 (in the text)\n"
+    )
+    spec = importlib.machinery.ModuleSpec("pyttsx3", None, origin=str(package / "__init__.py"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    espeak.pyttsx3_version.cache_clear()
+    try:
+        assert espeak.pyttsx3_version() == "7.1.post2"
+    finally:
+        espeak.pyttsx3_version.cache_clear()

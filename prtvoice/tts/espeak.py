@@ -97,3 +97,49 @@ def load_espeak() -> EspeakLibrary:
     if not sys.platform.startswith("linux") and wanted == "auto":
         raise _voice_error("eSpeak NG was not found: install eSpeak NG for your system")
     return _bundled()
+
+
+@functools.cache
+def pyttsx3_version() -> str:
+    """pyttsx3's installed version ("unknown" without package metadata), for clip keys.
+
+    Read from the ``.dist-info`` folder beside the package (PEP 627), where
+    importlib.metadata finds it too for an installed wheel: importing
+    importlib.metadata alone takes ~50 ms (email, zipfile, csv ...), which a
+    speech worker paid before its first clip on a cold cache and every export
+    before its first block. Anything unusual (no such folder, several, an egg,
+    an editable checkout) is left to importlib.metadata.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pyttsx3")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        found = sorted(Path(spec.origin).parent.parent.glob("pyttsx3-*.dist-info"))
+        if len(found) == 1:
+            version = _metadata_version(found[0] / "METADATA")
+            if version:
+                return version
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyttsx3")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _metadata_version(path: Path) -> str | None:
+    """The Version field of a core-metadata file (its header ends at the first blank line)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if not line.strip():
+                    break
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "version":
+                    return value.strip() or None
+    except OSError:
+        return None
+    return None

@@ -261,16 +261,14 @@ class Pyttsx3Engine:
     def version(self) -> str:
         # From the library loaded here (cheap, no worker), so a full cache hit starts none;
         # or from the warm-up worker's answer when it is in already (the same library,
-        # loaded the same way): importing importlib.metadata alone takes ~35 ms.
+        # loaded the same way).
         info = self._info
         if info is not None and info.get("pyttsx3", "unknown") != "unknown" and info.get("espeak"):
             return f"pyttsx3-{info['pyttsx3']}/espeak-ng-{info['espeak']}"
-        from importlib.metadata import version
-
-        from prtvoice.tts.espeak import load_espeak
+        from prtvoice.tts.espeak import load_espeak, pyttsx3_version
 
         library = load_espeak()
-        return f"pyttsx3-{version('pyttsx3')}/espeak-ng-{library.version}"
+        return f"pyttsx3-{pyttsx3_version()}/espeak-ng-{library.version}"
 
     def describe(self) -> str:
         """One line for `prtvoice doctor`: which eSpeak NG speaks."""

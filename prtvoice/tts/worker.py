@@ -67,12 +67,8 @@ class Speaker:
         return 0
 
     def info(self) -> dict:
-        from importlib.metadata import PackageNotFoundError, version
+        from prtvoice.tts.espeak import pyttsx3_version
 
-        try:
-            pyttsx3_version = version("pyttsx3")
-        except PackageNotFoundError:
-            pyttsx3_version = "unknown"
         voices = []
         for v in self.espeak.ListVoices(None):
             languages = v.languages[1:].decode("utf-8", "ignore") if v.languages else ""
@@ -84,7 +80,7 @@ class Speaker:
                 }
             )
         return {
-            "pyttsx3": pyttsx3_version,
+            "pyttsx3": pyttsx3_version(),
             "espeak": self.library.version,
             "source": self.library.source,
             "library": self.library.path,
