@@ -521,10 +521,23 @@ def _one_pass(
     return _Outcome(decision, result, limiter, source, passes=1, limiting=limiter is not None)
 
 
-def _two_passes(
+def _two_passes(blocks: BlockSource, *, command: list[str], **kwargs) -> _Outcome:
+    """Measure the session, decide the gain (fitting it under the limiter), encode."""
+    # ffmpeg takes ~0.12 s to start before it encodes anything (it links some 200
+    # libraries). Started now, it does that on the core pass 1 leaves idle, then
+    # waits for its input, instead of holding up the encoding pass.
+    started = Encoder(command)
+    try:
+        return _measure_then_encode(blocks, command=command, started=started, **kwargs)
+    finally:
+        started.kill()  # nothing left to do once the encoding pass has closed it
+
+
+def _measure_then_encode(
     blocks: BlockSource,
     *,
     command: list[str],
+    started: Encoder | None,
     frames: int,
     sample_rate: int,
     options: Options,
@@ -532,7 +545,6 @@ def _two_passes(
     progress: Progress | None,
     done: int,
 ) -> _Outcome:
-    """Measure the session, decide the gain (fitting it under the limiter), encode."""
     sr = sample_rate
     total = done + 2 * frames
     limiting = False
@@ -573,7 +585,7 @@ def _two_passes(
         peaks = StreamMeter(sample_rate=sr, loudness=False)
         _, limiter = _encode(
             blocks, decision, command=command, frames=frames, sample_rate=sr,
-            progress=progress, done=encoded_from, total=total, meter=peaks,
+            progress=progress, done=encoded_from, total=total, meter=peaks, started=started,
         )  # fmt: skip
         result = replace(peaks.result(), loudness_lufs=decision.expected_lufs)
         return _Outcome(
@@ -584,8 +596,9 @@ def _two_passes(
         passes += 1
         result, limiter = _encode(
             blocks, decision, command=command, frames=frames, sample_rate=sr,
-            progress=progress, done=encoded_from, total=total,
+            progress=progress, done=encoded_from, total=total, started=started,
         )  # fmt: skip
+        started = None  # a second encoding (the secant step) starts its own
         if result is None:  # one linear gain: the output is pass 1's audio x gain
             result = _scaled(measured, decision.gain_db)
         got = result.loudness_lufs
@@ -624,8 +637,9 @@ def _encode(
     done: int,
     total: int,
     meter: StreamMeter | BackgroundMeter | None = None,
+    started: Encoder | None = None,
 ) -> tuple[Measurement | None, PeakLimiter | None]:
-    """One pass: gain, limiter, into ffmpeg.
+    """One pass: gain, limiter, into ffmpeg (`started`, or a new one running `command`).
 
     With the limiter, measures exactly what goes out; without it the output
     is the measured stream times one gain, so nothing is measured (None).
@@ -636,7 +650,7 @@ def _encode(
     given = meter is not None
     if meter is None and limiter is not None:
         meter = StreamMeter(sample_rate=sample_rate)
-    with Encoder(command) as encoder:
+    with started if started is not None else Encoder(command) as encoder:
         count = 0
         for block in blocks():
             # float32 multiply: the same rounding every run (deterministic files).

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyloudnorm
@@ -334,3 +335,59 @@ def test_batch_exports_with_a_playlist(tmp_path, workers):
     assert (folder / "02-beta.lrc").read_text(encoding="utf-8").startswith("[ti:Session beta]")
     with pytest.raises(OutputExistsError):
         exporting.export_batch(jobs, prepare=_prepare, folder=folder, options=options)
+
+
+class _RecordedEncoder(exporting.Encoder):
+    made: ClassVar[list[_RecordedEncoder]] = []  # each test sets a fresh list
+
+    def __init__(self, command, **kwargs):
+        super().__init__(command, **kwargs)
+        self.made.append(self)
+
+
+class _WatchedBlocks:
+    """The plan's blocks, noting how many encoders existed as each pass began."""
+
+    def __init__(self, blocks, *, fail_in_pass: int | None = None):
+        self.blocks, self.fail_in_pass = blocks, fail_in_pass
+        self.encoders_at_pass: list[int] = []
+
+    def __call__(self):
+        self.encoders_at_pass.append(len(_RecordedEncoder.made))
+        if len(self.encoders_at_pass) == self.fail_in_pass:
+            raise KeyboardInterrupt
+        return self.blocks()
+
+    def span(self, start, end):
+        return self.blocks.span(start, end)
+
+
+def test_ffmpeg_starts_before_the_measuring_pass(real, tmp_path, monkeypatch):
+    # ffmpeg takes ~0.12 s to start (it links ~200 libraries): a first export starts
+    # it before measuring, so that happens beside pass 1, not before the encoding.
+    plan, blocks, options = real
+    monkeypatch.setattr(_RecordedEncoder, "made", [])
+    monkeypatch.setattr(exporting, "Encoder", _RecordedEncoder)
+    watched = _WatchedBlocks(blocks)
+    target = tmp_path / "s.mp3"
+    result = exporting.export_plan(plan, blocks=watched, target=target, options=options)
+    assert result.passes == 2
+    assert watched.encoders_at_pass == [1, 1]  # measuring, then encoding: the one encoder
+    assert _RecordedEncoder.made[0]._process.returncode == 0
+    duration = float(ffprobe(target, "-show_entries", "format=duration")["format"]["duration"])
+    assert abs(duration - plan.frames / SR) < 0.1
+
+
+def test_a_failure_while_measuring_stops_the_waiting_ffmpeg(real, tmp_path, monkeypatch):
+    plan, blocks, options = real
+    monkeypatch.setattr(_RecordedEncoder, "made", [])
+    monkeypatch.setattr(exporting, "Encoder", _RecordedEncoder)
+    target = tmp_path / "s.mp3"
+    target.write_bytes(b"old file")
+    watched = _WatchedBlocks(blocks, fail_in_pass=1)
+    with pytest.raises(KeyboardInterrupt):
+        exporting.export_plan(plan, blocks=watched, target=target, options=options, force=True)
+    (encoder,) = _RecordedEncoder.made
+    assert encoder._process.poll() is not None  # not left waiting for input
+    assert target.read_bytes() == b"old file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
