@@ -150,6 +150,9 @@ def _parent(child: int, read_end: int) -> None:
     cli_common.leave_if_portaudio_hung(status)
     sys.stdout.flush()
     sys.stderr.flush()
+    import gc
+
+    gc.freeze()  # no garbage collections over everything while exiting (cli.leave_lightly)
     sys.exit(status)
 
 
