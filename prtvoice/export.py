@@ -714,13 +714,20 @@ class ScriptPreparer:
     vars_file: Path | None = None
     minutes: float | None = None
 
-    def __call__(self, source: str) -> Prepared:
+    def __call__(self, source: str, *, engine=None) -> Prepared:
+        """Prepare `source`; `engine`: the configured speech engine, made (and its worker
+        started) earlier by the caller, who leaves it to the result's `close`."""
         from prtvoice import session
         from prtvoice.config import load_config
 
         options = self.options.for_export()
-        script = session.load(source, sets=dict(self.sets), vars_file=self.vars_file)
-        voices = session.voice_bank(load_config(), options)
+        try:
+            script = session.load(source, sets=dict(self.sets), vars_file=self.vars_file)
+        except BaseException:
+            if engine is not None:
+                engine.close()
+            raise
+        voices = session.voice_bank(load_config(), options, engine=engine)
         try:
             sounds = session.sound_bank(options)
             plan = session.make_plan(

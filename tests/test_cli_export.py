@@ -111,3 +111,55 @@ def test_folder_exports_a_batch_with_playlist(script, script_dir, tmp_path):
     playlist = (out / "phone.m3u8").read_text(encoding="utf-8").splitlines()
     assert playlist[0] == "#EXTM3U" and playlist[2] == "01-arrival.opus"
     assert playlist[3].endswith(",prtvoice - Second one")
+
+
+def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
+    """Record when the speech engine starts and the script is read; keep the engine."""
+    from prtvoice import cli_play, session
+
+    events: list[str] = []
+    engines: list = []
+    start_engine, load = cli_play.start_engine, session.load
+
+    def started(config):
+        events.append("engine")
+        engines.append(start_engine(config))
+        return engines[-1]
+
+    def loaded(*args, **kwargs):
+        events.append("script")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(cli_play, "start_engine", started)
+    monkeypatch.setattr(session, "load", loaded)
+    return events, engines
+
+
+def _workers_gone(engine) -> bool:
+    warm = engine._warm_worker
+    return not engine._idle and (warm is None or warm.process.poll() is not None)
+
+
+def test_one_export_starts_its_speech_worker_before_reading_the_script(
+    script, tmp_path, monkeypatch
+):
+    # A worker takes ~0.1 s to start: started before the imports and the script, it
+    # is ready when a re-export's changed line (or a first export's speech) needs it.
+    events, engines = _watch_the_engine(monkeypatch)
+    result = run("export", str(script), "-o", str(tmp_path / "s.mp3"), "-q")
+    assert result.exit_code == 0, result.output
+    assert events == ["engine", "script"]
+    assert _workers_gone(engines[0])  # closed with the session's voices
+    assert (tmp_path / "s.mp3").stat().st_size > 1000
+
+
+def test_a_bad_script_stops_the_speech_worker_started_for_it(script_dir, tmp_path, monkeypatch):
+    events, engines = _watch_the_engine(monkeypatch)
+    bad = script_dir / "bad.yaml"
+    bad.write_text(SCRIPT.replace("pause: 2s", "pause: 3 parsecs"), encoding="utf-8")
+    result = run("export", str(bad), "-o", str(tmp_path / "s.mp3"))
+    assert result.exit_code == 1
+    assert "bad.yaml:9:16:" in result.output and "parsecs" in result.output
+    assert events == ["engine", "script"]
+    assert _workers_gone(engines[0])
+    assert not list(tmp_path.glob("*.mp3"))
