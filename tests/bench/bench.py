@@ -138,9 +138,12 @@ def script_yaml(lines: list[str], *, title: str) -> str:
 def child_prtvoice(script: str, out: str) -> dict:
     """What `prtvoice export SCRIPT -o OUT -t lrc,srt` does, with each stage timed."""
     began = time.perf_counter()
+    from prtvoice.cli_play import start_engine
+    from prtvoice.config import load_config
+
+    engine = start_engine(load_config())  # before the imports and the script, as the CLI does
     from prtvoice import export as exporting
     from prtvoice import session
-    from prtvoice.config import load_config
     from prtvoice.encode import format_for
 
     fmt = format_for("mp3")
@@ -149,7 +152,7 @@ def child_prtvoice(script: str, out: str) -> dict:
     exporting.check_targets(exporting.target_paths(target, kinds), force=True)
     options = session.options_from(load_config(), format=fmt.name).for_export()
     script_ = session.load(script)
-    voices = session.voice_bank(load_config(), options)
+    voices = session.voice_bank(load_config(), options, engine=engine)
     sounds = session.sound_bank(options)
     timer = {"synth": 0.0, "render": 0.0}
     prefetch = voices.prefetch
