@@ -725,7 +725,7 @@ def leave_lightly() -> None:
     """Before the interpreter exits: keep its clean-up from collecting garbage.
 
     Tearing the modules down, Python runs garbage collections over every object
-    left (numpy's, typer's ...): ~70 ms after an export, ~10 ms after a `check`.
+    left (numpy's, typer's ...): ~80 ms after an export, ~10 ms after a `check`.
     Frozen objects are skipped. Nothing needs collecting by then: files are
     written and closed, processes waited for; objects are still freed as their
     references go, and exit handlers still run.
