@@ -432,10 +432,12 @@ def export(
         preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
                                             vars_file=vars_file, minutes=minutes)
         show = not quiet and sys.stderr.isatty()
+        from prtvoice.tts.engine import start_engine
+
         # A speech worker takes ~0.1 s to start: started now, it does so beside the
         # imports below, before the script says whether it is needed (a re-export
         # with one line changed waited for it; one with none lets it go unused).
-        engine = None if batch else cli_play.start_engine(_config())
+        engine = None if batch else start_engine(_config())
         _import_for_export()
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
@@ -605,10 +607,11 @@ def play(
         return
     with cli_common.signals_exit_quietly():
         from prtvoice.device import settle
+        from prtvoice.tts.engine import start_engine
 
         try:
             config = _config()
-            engine = cli_play.start_engine(config)  # first: its worker starts while the rest loads
+            engine = start_engine(config)  # first: its worker starts while the rest loads
             try:
                 status = cli_play.run(cli_play.prepare(script, config=config, **arguments),
                                       engine=engine)

@@ -171,17 +171,6 @@ def run(request: PlayRequest, *, engine) -> int:
     return int(ExitStatus.INTERRUPTED) if interrupted else 0
 
 
-def start_engine(config):
-    """The configured speech engine, its first worker already starting (~0.2 s)."""
-    from prtvoice.tts.engine import make_engine
-
-    engine = make_engine(config)
-    warm = getattr(engine, "warm", None)
-    if callable(warm):
-        warm()
-    return engine
-
-
 # -- a split start (prtvoice.launch) -------------------------------------------------
 
 

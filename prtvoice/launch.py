@@ -169,7 +169,9 @@ def _play(payload: bytes, engine) -> int:
     gc.enable()  # off since the start (`_play_in_two_processes`); a session runs for hours
     try:
         if engine is None:  # the parent could not read the configuration; the child could
-            engine = cli_play.start_engine(request.config)
+            from prtvoice.tts.engine import start_engine
+
+            engine = start_engine(request.config)
         return cli_play.run(request, engine=engine)
     except (PrtvoiceError, KeyboardInterrupt) as exc:
         if request.traceback and not isinstance(exc, KeyboardInterrupt):
@@ -184,12 +186,12 @@ def _play(payload: bytes, engine) -> int:
 def _engine_if_configured():
     """The speech engine, its worker starting now; None when the configuration has a
     problem (the child reports it)."""
-    from prtvoice import cli_play
     from prtvoice.config import load_config
     from prtvoice.errors import PrtvoiceError
+    from prtvoice.tts.engine import start_engine
 
     try:
-        return cli_play.start_engine(load_config())
+        return start_engine(load_config())
     except PrtvoiceError:
         return None
 

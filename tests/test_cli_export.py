@@ -115,11 +115,12 @@ def test_folder_exports_a_batch_with_playlist(script, script_dir, tmp_path):
 
 def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
     """Record when the speech engine starts and the script is read; keep the engine."""
-    from prtvoice import cli_play, session
+    from prtvoice import session
+    from prtvoice.tts import engine as tts_engine
 
     events: list[str] = []
     engines: list = []
-    start_engine, load = cli_play.start_engine, session.load
+    start_engine, load = tts_engine.start_engine, session.load
 
     def started(config):
         events.append("engine")
@@ -130,7 +131,7 @@ def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
         events.append("script")
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(cli_play, "start_engine", started)
+    monkeypatch.setattr(tts_engine, "start_engine", started)
     monkeypatch.setattr(session, "load", loaded)
     return events, engines
 

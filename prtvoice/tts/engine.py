@@ -67,3 +67,13 @@ def make_engine(config: Config) -> Engine:
             raise VoiceError("engine: command needs a `command:` list in the configuration")
         return CommandEngine(argv=tuple(config.command), stdin=config.command_stdin)
     raise VoiceError(f"unknown engine {config.engine!r}: use pyttsx3 or command")
+
+
+def start_engine(config: Config) -> Engine:
+    """The configured engine, its first worker already starting (~0.1 s), for a caller
+    that will speak soon and has other start-up work to do meanwhile (`play`, `export`)."""
+    engine = make_engine(config)
+    warm = getattr(engine, "warm", None)
+    if callable(warm):
+        warm()
+    return engine

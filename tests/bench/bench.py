@@ -138,8 +138,8 @@ def script_yaml(lines: list[str], *, title: str) -> str:
 def child_prtvoice(script: str, out: str) -> dict:
     """What `prtvoice export SCRIPT -o OUT -t lrc,srt` does, with each stage timed."""
     began = time.perf_counter()
-    from prtvoice.cli_play import start_engine
     from prtvoice.config import load_config
+    from prtvoice.tts.engine import start_engine
 
     engine = start_engine(load_config())  # before the imports and the script, as the CLI does
     from prtvoice import export as exporting
