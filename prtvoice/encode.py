@@ -101,6 +101,9 @@ FORMATS: dict[str, Format] = {
     "wav": Format("wav", ".wav", "wav", ("pcm_s16le",), None, lossy=False, chapters="none"),
 }
 FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
+# The second half of an MP3 encoded on two cores (prtvoice.halves): no bit reservoir
+# (its frames before the join are dropped), no ID3 tag (its frames are appended).
+SECOND_HALF = ("-reservoir", "0", "-id3v2_version", "0")
 
 
 def format_for(name: str) -> Format:
@@ -229,8 +232,12 @@ def encoder_command(
     bitrate: str | None = None,
     metadata_file: Path | None = None,
     tags: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
 ) -> list[str]:
-    """The ffmpeg command line that reads f32le mono from stdin and writes `out`."""
+    """The ffmpeg command line that reads f32le mono from stdin and writes `out`.
+
+    `overrides`: output options after the format's own (ffmpeg takes the last).
+    """
     encoder = choose_encoder(fmt, ffmpeg)
     command = [
         ffmpeg,
@@ -268,7 +275,7 @@ def encoder_command(
     if fmt.sample_rate and fmt.sample_rate != sample_rate:
         # soxr when this ffmpeg has it; swr's default is fine otherwise.
         command += ["-ar", str(fmt.sample_rate)]
-    command += list(fmt.extra)
+    command += list(fmt.extra) + list(overrides)
     for key, value in (tags or {}).items():
         command += ["-metadata", f"{key}={value}"]
     command += ["-f", fmt.muxer, str(out)]
