@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -447,6 +448,7 @@ def export(
                 result = exporting.export_plan(
                     prepared.plan, blocks=prepared.blocks, target=target, options=options,
                     force=force, transcripts=kinds, progress=progress, memory=prepared.memory,
+                    encoders=_encoders(),
                 )
             finally:
                 if prepared.close:
@@ -467,6 +469,12 @@ def export(
                    f"{result.loudness_lufs:.1f} LUFS, {result.true_peak_db:.1f} dBTP{extra})")
     if batch:
         typer.echo(f"wrote {exporting.playlist_path(folder)} ({len(results)} tracks)")
+
+
+def _encoders() -> int:
+    """How many ffmpegs one export may run at once: PRTVOICE_ENCODERS=1 keeps it to one
+    (an MP3 is otherwise encoded in halves on two cores and joined: prtvoice.halves)."""
+    return 1 if os.environ.get("PRTVOICE_ENCODERS", "").strip() == "1" else 2
 
 
 def _import_for_export() -> None:

@@ -24,6 +24,8 @@ at a time in worker processes.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 import tempfile
@@ -35,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prtvoice import atomic
-from prtvoice.encode import Encoder, Format, encoder_command, format_for
+from prtvoice import atomic, mp3join
+from prtvoice.encode import SECOND_HALF, Encoder, Format, encoder_command, format_for
 from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
 from prtvoice.ffmpeg import find_ffmpeg
 from prtvoice.gain_memory import GainMemory, Recalled
+from prtvoice.halves import Halves, encode_halves, pause_point, plan_halves, quiet_point
 from prtvoice.loudness import (
     BackgroundMeter,
     LoudnessMeter,
@@ -104,6 +107,7 @@ class ExportResult:
     measure_seconds: float = 0.0
     encode_seconds: float = 0.0
     passes: int = 2  # over the whole session: 1 when a remembered gain landed (GainMemory)
+    encoders: int = 1  # ffmpegs that encoded it at once (2: in halves, prtvoice.halves)
 
     @property
     def seconds(self) -> float:
@@ -370,6 +374,7 @@ def export_plan(
     track: tuple[int, int] | None = None,
     progress: Progress | None = None,
     memory: GainMemory | None = None,
+    encoders: int = 2,
 ) -> ExportResult:
     """Export one plan to `target` in `options.format`; see the module docstring.
 
@@ -381,6 +386,9 @@ def export_plan(
     EncoderError when ffmpeg lacks the encoder, fails, or the folder cannot
     be written. Nothing is left at the target on failure; an old file there
     survives every failure.
+
+    `encoders`: how many ffmpegs may encode at once; with 2 (and two cores) a long
+    MP3 is encoded in halves and joined (prtvoice.halves).
     """
     target = Path(target)
     fmt = format_for(options.format)
@@ -414,18 +422,25 @@ def export_plan(
                 metadata_file=metadata,
                 tags=tags.as_ffmpeg() if fmt.chapters == "none" else None,
             )
+            two = _two_encoders(
+                plan, blocks, fmt, encoders=encoders, scratch=Path(scratch), out=out.partial,
+                command_for=functools.partial(
+                    encoder_command, ffmpeg=ffmpeg, fmt=fmt, sample_rate=sr,
+                    bitrate=options.bitrate,
+                ),
+            )  # fmt: skip
             landed = None
             if recalled is not None:
                 landed = _one_pass(
                     blocks, recalled, command=command, frames=plan.frames, sample_rate=sr,
-                    options=options, fmt=fmt, progress=progress,
+                    options=options, fmt=fmt, progress=progress, two=two,
                 )  # fmt: skip
             if landed is not None:
                 outcome = landed
             else:
                 outcome = _two_passes(
                     blocks, command=command, frames=plan.frames, sample_rate=sr,
-                    options=options, fmt=fmt, progress=progress,
+                    options=options, fmt=fmt, progress=progress, two=two,
                     done=plan.frames if recalled is not None else 0,
                 )  # fmt: skip
                 if recalled is not None:  # the pass that missed counts too
@@ -446,7 +461,7 @@ def export_plan(
         for kind in transcripts
     ]
     finished = time.perf_counter()
-    decision, result, limiter = outcome.decision, outcome.result, outcome.limiter
+    decision, result = outcome.decision, outcome.result
     return ExportResult(
         path=target,
         format=fmt.name,
@@ -455,7 +470,7 @@ def export_plan(
         title=plan.script.title,
         source_lufs=outcome.source_lufs,
         gain_db=decision.gain_db,
-        limited_frames=limiter.reduced_frames if limiter else 0,
+        limited_frames=outcome.limited_frames,
         loudness_lufs=result.loudness_lufs,
         true_peak_db=result.true_peak_db,
         transcripts=tuple(written),
@@ -464,6 +479,7 @@ def export_plan(
         measure_seconds=outcome.measured_at - started if outcome.measured_at else 0.0,
         encode_seconds=finished - (outcome.measured_at or started),
         passes=outcome.passes,
+        encoders=outcome.encoders,
     )
 
 
@@ -473,12 +489,89 @@ class _Outcome:
 
     decision: Loudness
     result: Measurement  # of what went to the encoder
-    limiter: PeakLimiter | None
+    limited_frames: int  # samples the limiter turned down
     source_lufs: float
     passes: int  # passes over the session (measuring, fitting spans aside, and encoding)
     limiting: bool = False
     fit_frames: int = 0
     measured_at: float | None = None  # perf_counter when the measuring was done
+    encoders: int = 1  # 2: encoded in halves on two cores (prtvoice.halves)
+
+
+@dataclass(frozen=True)
+class _TwoEncoders:
+    """How an MP3 export may encode in halves on two cores (prtvoice.halves)."""
+
+    halves: Halves  # planned at the middle; re-planned at a quiet point once measured
+    command: list[str]  # the second half's ffmpeg
+    first: Path  # the file the first half's ffmpeg writes (the export's partial file)
+    second: Path  # the file the second half's writes (in the scratch folder)
+
+
+def _two_encoders(
+    plan: Plan, blocks: BlockSource, fmt: Format, *, encoders: int, scratch: Path, out: Path,
+    command_for: Callable[..., list[str]],
+) -> _TwoEncoders | None:  # fmt: skip
+    """Halves for this export, or None: one ffmpeg (not MP3, too short, one core ...)."""
+    span = getattr(blocks, "span", None)
+    if encoders < 2 or fmt.name != "mp3" or span is None or _cores() < 2:
+        return None
+    quiet = pause_point(plan.events, frames=plan.frames, sample_rate=plan.sample_rate)
+    halves = plan_halves(plan.frames, sample_rate=plan.sample_rate, quiet=quiet)
+    if halves is None:
+        return None
+    second = scratch / "second.mp3"
+    return _TwoEncoders(halves, command_for(out=second, overrides=SECOND_HALF), out, second)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _in_halves(
+    blocks: BlockSource,
+    decision: Loudness,
+    two: _TwoEncoders,
+    halves: Halves,
+    *,
+    command: list[str],
+    started: Sequence[Encoder | None] = (None, None),
+    meter: str,
+    sample_rate: int,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> tuple[Measurement | None, int] | None:
+    """Encode in two halves and join them; None when they cannot be joined (encode in one).
+
+    Returns what went out (when `meter` is not "none") and the limited frames.
+    """
+    first, second = started
+    encoders = [first or Encoder(command)]
+    try:
+        encoders.append(second or Encoder(two.command))
+    except BaseException:
+        encoders[0].kill()
+        raise
+    limit = from_db(decision.limit_db) if decision.limit_db is not None else None
+    measured, limited = encode_halves(
+        blocks.span, halves, gain_db=decision.gain_db, limit=limit, encoders=encoders,
+        sample_rate=sample_rate, meter=meter, progress=progress, done=done, total=total,
+    )  # fmt: skip
+    try:
+        mp3join.join(
+            two.first, two.second, offset_frames=halves.offset_frames, cuts=halves.cuts,
+            samples=halves.frames,
+        )  # fmt: skip
+    except mp3join.JoinError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            two.second.unlink()
+    return measured, limited
 
 
 def _one_pass(
@@ -491,25 +584,38 @@ def _one_pass(
     options: Options,
     fmt: Format,
     progress: Progress | None,
+    two: _TwoEncoders | None = None,
 ) -> _Outcome | None:
     """Encode at a remembered gain, measuring what goes out; None when it missed the target.
 
-    The meter runs on its own thread (BackgroundMeter), beside rendering and
-    encoding (numpy's FFTs let other threads run). The file meets the target when
-    its loudness is within ONE_PASS_TOLERANCE_LU and its true peak under the
-    format's ceiling; the caller then encodes again, measured first.
+    In one ffmpeg the meter runs on its own thread (BackgroundMeter), beside
+    rendering and encoding (numpy's FFTs let other threads run); in halves each
+    half's thread measures its own. The file meets the target when its loudness
+    is within ONE_PASS_TOLERANCE_LU and its true peak under the format's ceiling;
+    the caller then encodes again, measured first.
     """
     decision = Loudness(None, recalled.gain_db, recalled.limit_db)
-    meter = BackgroundMeter(sample_rate=sample_rate)
-    try:
-        _, limiter = _encode(
-            blocks, decision, command=command, frames=frames, sample_rate=sample_rate,
-            progress=progress, done=0, total=frames, meter=meter,
+    done = None
+    if two is not None:
+        done = _in_halves(
+            blocks, decision, two, two.halves, command=command, meter="full",
+            sample_rate=sample_rate, progress=progress, done=0, total=frames,
         )  # fmt: skip
-        result = meter.result()
-    except BaseException:
-        meter.cancel()
-        raise
+    if done is not None:
+        result, limited = done
+        assert result is not None
+    else:
+        meter = BackgroundMeter(sample_rate=sample_rate)
+        try:
+            _, limiter = _encode(
+                blocks, decision, command=command, frames=frames, sample_rate=sample_rate,
+                progress=progress, done=0, total=frames, meter=meter,
+            )  # fmt: skip
+            result = meter.result()
+        except BaseException:
+            meter.cancel()
+            raise
+        limited = limiter.reduced_frames if limiter is not None else 0
     if (
         not math.isfinite(result.loudness_lufs)
         or abs(options.loudness_lufs - result.loudness_lufs) > ONE_PASS_TOLERANCE_LU
@@ -518,26 +624,35 @@ def _one_pass(
         return None
     # Without the limiter this is exact; with it, the loudness it took off counts too.
     source = result.loudness_lufs - decision.gain_db
-    return _Outcome(decision, result, limiter, source, passes=1, limiting=limiter is not None)
+    return _Outcome(
+        decision, result, limited, source, passes=1, limiting=decision.limit_db is not None,
+        encoders=2 if done is not None else 1,
+    )  # fmt: skip
 
 
-def _two_passes(blocks: BlockSource, *, command: list[str], **kwargs) -> _Outcome:
+def _two_passes(
+    blocks: BlockSource, *, command: list[str], two: _TwoEncoders | None = None, **kwargs
+) -> _Outcome:
     """Measure the session, decide the gain (fitting it under the limiter), encode."""
     # ffmpeg takes ~0.12 s to start before it encodes anything (it links some 200
     # libraries). Started now, it does that on the core pass 1 leaves idle, then
     # waits for its input, instead of holding up the encoding pass.
-    started = Encoder(command)
+    started = [Encoder(command)]
     try:
-        return _measure_then_encode(blocks, command=command, started=started, **kwargs)
+        if two is not None:
+            started.append(Encoder(two.command))
+        return _measure_then_encode(blocks, command=command, started=started, two=two, **kwargs)
     finally:
-        started.kill()  # nothing left to do once the encoding pass has closed it
+        for encoder in started:
+            encoder.kill()  # nothing left to do once the encoding pass has closed it
 
 
 def _measure_then_encode(
     blocks: BlockSource,
     *,
     command: list[str],
-    started: Encoder | None,
+    started: list[Encoder],
+    two: _TwoEncoders | None,
     frames: int,
     sample_rate: int,
     options: Options,
@@ -579,26 +694,51 @@ def _measure_then_encode(
         )  # fmt: skip
     measured_at = time.perf_counter()
     encoded_from = total - frames
-    if decision.expected_lufs is not None and math.isfinite(decision.expected_lufs):
+    expected = decision.expected_lufs is not None and math.isfinite(decision.expected_lufs)
+    if two is not None and (expected or decision.limit_db is None):
+        # Cut where pass 1 found the session quietest near its middle: a pause,
+        # where both encoders surely use long windows.
+        quiet = quiet_point(pass1.hop_peaks(), hop=pass1.hop, frames=frames)
+        halves = plan_halves(frames, sample_rate=sr, quiet=quiet) or two.halves
+        got = _in_halves(
+            blocks, decision, two, halves, command=command, started=started,
+            meter="peaks" if expected else "none", sample_rate=sr, progress=progress,
+            done=encoded_from, total=total,
+        )  # fmt: skip
+        started = []  # used (and closed) by the halves, joined or not
+        if got is not None:
+            result, limited = got
+            if result is None:  # one linear gain: the output is pass 1's audio x gain
+                result = _scaled(measured, decision.gain_db)
+            else:
+                result = replace(result, loudness_lufs=decision.expected_lufs)
+            return _Outcome(
+                decision, result, limited, measured.loudness_lufs, passes=passes + 1,
+                limiting=limiting, fit_frames=fit_frames, measured_at=measured_at, encoders=2,
+            )  # fmt: skip
+    first = started[0] if started else None
+    for extra in started[1:]:
+        extra.kill()  # a second half's ffmpeg not needed after all
+    if expected:
         # The span fit found the output's loudness: K-weighting the encoding pass
         # again would only repeat it (and took as long as the encoder at 20 min).
         peaks = StreamMeter(sample_rate=sr, loudness=False)
         _, limiter = _encode(
             blocks, decision, command=command, frames=frames, sample_rate=sr,
-            progress=progress, done=encoded_from, total=total, meter=peaks, started=started,
+            progress=progress, done=encoded_from, total=total, meter=peaks, started=first,
         )  # fmt: skip
         result = replace(peaks.result(), loudness_lufs=decision.expected_lufs)
         return _Outcome(
-            decision, result, limiter, measured.loudness_lufs, passes=passes + 1,
+            decision, result, _limited(limiter), measured.loudness_lufs, passes=passes + 1,
             limiting=limiting, fit_frames=fit_frames, measured_at=measured_at,
         )  # fmt: skip
     while True:
         passes += 1
         result, limiter = _encode(
             blocks, decision, command=command, frames=frames, sample_rate=sr,
-            progress=progress, done=encoded_from, total=total, started=started,
+            progress=progress, done=encoded_from, total=total, started=first,
         )  # fmt: skip
-        started = None  # a second encoding (the secant step) starts its own
+        first = None  # a second encoding (the secant step) starts its own
         if result is None:  # one linear gain: the output is pass 1's audio x gain
             result = _scaled(measured, decision.gain_db)
         got = result.loudness_lufs
@@ -611,9 +751,13 @@ def _measure_then_encode(
         decision = replace(decision, gain_db=gain_db)
         encoded_from, total = total, total + frames
     return _Outcome(
-        decision, result, limiter, measured.loudness_lufs, passes=passes, limiting=limiting,
-        fit_frames=fit_frames, measured_at=measured_at,
+        decision, result, _limited(limiter), measured.loudness_lufs, passes=passes,
+        limiting=limiting, fit_frames=fit_frames, measured_at=measured_at,
     )  # fmt: skip
+
+
+def _limited(limiter: PeakLimiter | None) -> int:
+    return limiter.reduced_frames if limiter is not None else 0
 
 
 def _scaled(measured: Measurement, gain_db: float) -> Measurement:
@@ -799,7 +943,12 @@ def _worker_init() -> None:
 
 
 def _export_job(
-    prepare: Prepare, job: BatchJob, options: Options, force: bool, transcripts: tuple[str, ...]
+    prepare: Prepare,
+    job: BatchJob,
+    options: Options,
+    force: bool,
+    transcripts: tuple[str, ...],
+    encoders: int = 2,
 ) -> ExportResult:
     prepared = prepare(job.source)
     try:
@@ -812,6 +961,7 @@ def _export_job(
             transcripts=transcripts,
             track=job.track,
             memory=prepared.memory,
+            encoders=encoders,
         )
     finally:
         if prepared.close is not None:
@@ -871,8 +1021,9 @@ def _run_pool(jobs, *, prepare, options, force, transcripts, workers, progress):
     results: dict[int, ExportResult] = {}
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_worker_init)
     try:
+        # Two scripts export at once, each on a core: one ffmpeg each.
         pending = {
-            pool.submit(_export_job, prepare, job, options, force, transcripts): index
+            pool.submit(_export_job, prepare, job, options, force, transcripts, 1): index
             for index, job in enumerate(jobs)
         }
         while pending:

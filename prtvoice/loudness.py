@@ -67,6 +67,17 @@ class LoudnessMeter:
         self._hops: list[float] = []  # sum of squares per finished hop
         self.frames = 0
 
+    def settle(self, history: np.ndarray) -> None:
+        """Run the filter over the samples just before the stream: they count nowhere.
+
+        A meter of a stream's second part, settled on the first part's last
+        samples, finds the same hop energies as one meter over the whole (to
+        float rounding): the K-weighting filter's state then matches.
+        """
+        x = np.asarray(history, dtype=np.float64).reshape(-1)
+        if len(x):
+            self._weighting.process(x)
+
     def add(self, block: np.ndarray) -> None:
         """Measure the next block (float, shape (frames,) or (frames, 1))."""
         x = np.asarray(block, dtype=np.float64).reshape(-1)
@@ -170,9 +181,10 @@ def gated_loudness(hops: np.ndarray, *, hop: int) -> float:
 class TruePeakMeter:
     """Maximum absolute value of a mono stream after 4x oversampling (BS.1770 true peak)."""
 
-    def __init__(self) -> None:
-        # Zeros stand for the silence before the stream, as whole-signal oversampling assumes.
-        self._buffer = np.zeros(_PEAK_CONTEXT, dtype=np.float64)
+    def __init__(self, history: np.ndarray | None = None) -> None:
+        # Zeros stand for the silence before the stream, as whole-signal oversampling
+        # assumes; `history`, the samples before a stream's later part, for the real ones.
+        self._buffer = _context(history, before=True)
         self.peak = 0.0
         self.sample_peak = 0.0
 
@@ -184,9 +196,13 @@ class TruePeakMeter:
         if len(self._buffer) >= 4 * _PEAK_CONTEXT:
             self._evaluate(final=False)
 
-    def finish(self) -> float:
-        """End of stream: evaluate what is left; returns the peak (linear)."""
-        self._buffer = np.concatenate([self._buffer, np.zeros(_PEAK_CONTEXT)])
+    def finish(self, after: np.ndarray | None = None) -> float:
+        """End of stream: evaluate what is left; returns the peak (linear).
+
+        `after`: the samples that follow, when this is a stream's first part
+        (they shape the peaks between its last samples; silence otherwise).
+        """
+        self._buffer = np.concatenate([self._buffer, _context(after, before=False)])
         self._evaluate(final=True)
         return self.peak
 
@@ -250,6 +266,19 @@ class TruePeakMeter:
         return to_db(self.peak)
 
 
+def _context(samples: np.ndarray | None, *, before: bool) -> np.ndarray:
+    """_PEAK_CONTEXT samples next to a stream: `samples`' nearest ones, zeros beyond them."""
+    out = np.zeros(_PEAK_CONTEXT, dtype=np.float64)
+    if samples is not None:
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        x = x[-_PEAK_CONTEXT:] if before else x[:_PEAK_CONTEXT]
+        if before:
+            out[_PEAK_CONTEXT - len(x) :] = x
+        else:
+            out[: len(x)] = x
+    return out
+
+
 @dataclass(frozen=True)
 class Measurement:
     """What one pass over a stream found: loudness (LUFS) and peaks (dB, -inf for silence)."""
@@ -270,13 +299,17 @@ class StreamMeter:
         true_peak: bool = True,
         hop_peaks: bool = False,
         loudness: bool = True,
+        history: np.ndarray | None = None,
     ):
         # loudness=False: peaks only (the result's loudness is NaN), for a pass whose
-        # loudness is already known exactly.
+        # loudness is already known exactly. history: the samples before the part of a
+        # stream this meter measures (see `joined`); they settle its filters only.
         self.loudness = (
             LoudnessMeter(sample_rate=sample_rate, hop_peaks=hop_peaks) if loudness else None
         )
-        self.peak = TruePeakMeter() if true_peak else None
+        if self.loudness is not None and history is not None:
+            self.loudness.settle(history)
+        self.peak = TruePeakMeter(history) if true_peak else None
         self._sample_peak = 0.0
         self._frames = 0
 
@@ -289,9 +322,10 @@ class StreamMeter:
         elif len(block):
             self._sample_peak = max(self._sample_peak, float(np.abs(block).max()))
 
-    def result(self) -> Measurement:
+    def result(self, after: np.ndarray | None = None) -> Measurement:
+        """What was measured; `after`: the samples that follow a stream's first part."""
         if self.peak is not None:
-            true_peak = self.peak.finish()
+            true_peak = self.peak.finish(after)
             sample_peak = self.peak.sample_peak
         else:
             true_peak = sample_peak = self._sample_peak
@@ -301,6 +335,31 @@ class StreamMeter:
             true_peak_db=to_db(true_peak),
             sample_peak_db=to_db(sample_peak),
         )
+
+
+def joined(first: StreamMeter, second: StreamMeter, *, after: np.ndarray) -> Measurement:
+    """One stream's measurement from meters of its two parts.
+
+    `first` measured the stream up to a hop boundary (whole 100 ms hops), `second`
+    the rest, made with `history=` the samples before its part; `after` are the
+    samples after the first part. Loudness gates the hop energies of both, so it
+    is the whole stream's (to float rounding); peaks are the larger of the two.
+    """
+    one, two = first.result(after=after), second.result()
+    if first.loudness is not None and first.loudness.frames % first.loudness.hop:
+        raise ValueError("the first part must end on a hop boundary")
+    loudness = math.nan
+    if first.loudness is not None and second.loudness is not None:
+        hops = np.concatenate(
+            [first.loudness.hop_energies(), second.loudness.hop_energies()]
+        )
+        loudness = gated_loudness(hops, hop=first.loudness.hop)
+    return Measurement(
+        frames=one.frames + two.frames,
+        loudness_lufs=loudness,
+        true_peak_db=max(one.true_peak_db, two.true_peak_db),
+        sample_peak_db=max(one.sample_peak_db, two.sample_peak_db),
+    )
 
 
 class BackgroundMeter:
@@ -406,6 +465,15 @@ class PeakLimiter:
         self._ready = context  # index in the buffers of the first sample not yet output
         self.reduced_frames = 0  # how many output samples the limiter turned down
         self.min_gain = 1.0
+        # Which output samples reduced_frames counts (a part of a stream limited in
+        # pieces counts only its own share): positions in [count_from, count_until).
+        self.count_from, self.count_until = 0, None
+        self._emitted = 0
+
+    @property
+    def reach(self) -> int:
+        """Frames of input before a sample that its output depends on (hold and ramps)."""
+        return self._hold + 2 * self._ramp
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Feed a block; returns the limited samples that are ready (float32 (n, 1))."""
@@ -446,12 +514,16 @@ class PeakLimiter:
         gain = np.minimum(gain, window[start - lo : upto - lo])
         out = self._x[start:upto] * gain
         turned = gain < 1.0 - 1e-9
-        self.reduced_frames += int(turned.sum())
+        lo = max(0, self.count_from - self._emitted)
+        hi = len(turned) if self.count_until is None else self.count_until - self._emitted
+        if hi > lo:
+            self.reduced_frames += int(turned[lo:hi].sum())
         if len(gain):
             self.min_gain = min(self.min_gain, float(gain.min()))
         return self._advance(upto, out)
 
     def _advance(self, upto: int, out: np.ndarray) -> np.ndarray:
+        self._emitted += len(out)
         keep = upto - (self._hold + 2 * self._ramp)
         self._x = self._x[keep:]
         self._ready = upto - keep
