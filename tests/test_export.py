@@ -391,3 +391,30 @@ def test_a_failure_while_measuring_stops_the_waiting_ffmpeg(real, tmp_path, monk
     assert encoder._process.poll() is not None  # not left waiting for input
     assert target.read_bytes() == b"old file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp3"]
+
+
+@pytest.mark.parametrize(("target_lufs", "calls"), [(-16.0, 0), (-30.0, 1)])
+def test_pass_1_leaves_the_true_peak_to_the_sample_peak_when_it_decides(
+    real, tmp_path, monkeypatch, target_lufs, calls
+):
+    # At -16 LUFS eSpeak's sample peaks alone call for the limiter: the true peak
+    # (~40 % of a measuring pass) is not measured. At -30 nothing is limited, and
+    # the true peak decides: measured in a pass of its own.
+    plan, blocks, options = real
+    options = replace(options, loudness_lufs=target_lufs)
+    made = []
+    original = exporting._true_peak
+
+    def counted(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(exporting, "_true_peak", counted)
+    result = exporting.export_plan(plan, blocks=blocks, target=tmp_path / "s.mp3", options=options)
+    assert len(made) == calls
+    assert (result.limiter_pass, result.limited_frames > 0) == (calls == 0, calls == 0)
+    unity = exporting.measure(blocks, frames=plan.frames, sample_rate=SR)
+    if calls:
+        assert made == [pytest.approx(unity.true_peak_db, abs=1e-9)]
+        assert result.true_peak_db == pytest.approx(unity.true_peak_db + result.gain_db, abs=1e-4)
+    assert true_peak_db(decode(tmp_path / "s.mp3", sample_rate=SR)) <= options.true_peak_db + 0.3
