@@ -366,80 +366,83 @@ def export(
     # Until the work starts a signal ends the export at once (nothing is written yet):
     # raising instead could land inside an import and leave it half done.
     with cli_common.signals_exit_quietly():
-        from prtvoice import atomic, session
-        from prtvoice import export as exporting
-        from prtvoice.encode import format_for, format_from_suffix
-        from prtvoice.errors import EncoderError, InputError
-        from prtvoice.transcript import parse_transcript_kinds
-
-        # Every flag and input is checked before any work.
+        # One script: its speech worker starts first (~0.1-0.2 s, in its own process),
+        # beside every check and import below: finding ffmpeg's encoders on a fresh
+        # cache (~0.15 s), numpy, the script. Stopped if any of them fails.
+        engine = _first_engine(scripts)
         try:
-            kinds = parse_transcript_kinds(transcript)
-        except ValueError as exc:
-            raise InputError(f"--transcript: {exc}") from None
-        values = session.parse_sets(sets or [])
-        sources: list[Path] = []
-        batch = len(scripts) > 1
-        for spec in scripts:
-            path = Path(spec).expanduser()
-            if path.is_dir():
-                found = session.script_files(path)
-                if not found:
-                    raise InputError(f"{spec} holds no scripts (*.yaml)")
-                sources += found
-                batch = True
+            from prtvoice import atomic, session
+            from prtvoice import export as exporting
+            from prtvoice.encode import format_for, format_from_suffix
+            from prtvoice.errors import EncoderError, InputError
+            from prtvoice.transcript import parse_transcript_kinds
+
+            # Every flag and input is checked before any work.
+            try:
+                kinds = parse_transcript_kinds(transcript)
+            except ValueError as exc:
+                raise InputError(f"--transcript: {exc}") from None
+            values = session.parse_sets(sets or [])
+            sources: list[Path] = []
+            batch = len(scripts) > 1
+            for spec in scripts:
+                path = Path(spec).expanduser()
+                if path.is_dir():
+                    found = session.script_files(path)
+                    if not found:
+                        raise InputError(f"{spec} holds no scripts (*.yaml)")
+                    sources += found
+                    batch = True
+                else:
+                    sources.append(session.resolve_script(spec))
+            suffix_format = None
+            if output is not None and not batch and not output.is_dir():
+                suffix_format = format_from_suffix(output)
+                if suffix_format is None and output.suffix:
+                    raise InputError(f"-o {output}: unknown audio suffix {output.suffix!r}; "
+                                     "use .mp3, .m4a, .opus, .ogg, .flac or .wav")
+            try:
+                chosen = format_for(fmt) if fmt else (suffix_format or format_for("mp3"))
+            except EncoderError as exc:
+                raise InputError(f"--format: {exc}") from None
+            if fmt and suffix_format and suffix_format.name != chosen.name:
+                raise InputError(f"--format {chosen.name} does not match -o {output} "
+                                 f"(a {suffix_format.name} name)")
+            session.check_minutes(minutes)
+            # ffmpeg and its encoder for the format, before any speech is synthesized.
+            from prtvoice.encode import choose_encoder
+            from prtvoice.ffmpeg import find_ffmpeg
+
+            choose_encoder(chosen, find_ffmpeg())
+            # Where everything goes, checked (exists? --force? writable?) before any work.
+            if not batch:
+                target = output if output is not None else Path(sources[0].stem + chosen.suffix)
+                if target.is_dir():
+                    target = target / (sources[0].stem + chosen.suffix)
+                exporting.check_targets(exporting.target_paths(target, kinds), force=force)
             else:
-                sources.append(session.resolve_script(spec))
-        suffix_format = None
-        if output is not None and not batch and not output.is_dir():
-            suffix_format = format_from_suffix(output)
-            if suffix_format is None and output.suffix:
-                raise InputError(f"-o {output}: unknown audio suffix {output.suffix!r}; "
-                                 "use .mp3, .m4a, .opus, .ogg, .flac or .wav")
-        try:
-            chosen = format_for(fmt) if fmt else (suffix_format or format_for("mp3"))
-        except EncoderError as exc:
-            raise InputError(f"--format: {exc}") from None
-        if fmt and suffix_format and suffix_format.name != chosen.name:
-            raise InputError(f"--format {chosen.name} does not match -o {output} "
-                             f"(a {suffix_format.name} name)")
-        session.check_minutes(minutes)
-        # ffmpeg and its encoder for the format, before any speech is synthesized.
-        from prtvoice.encode import choose_encoder
-        from prtvoice.ffmpeg import find_ffmpeg
-
-        choose_encoder(chosen, find_ffmpeg())
-        # Where everything goes, checked (exists? --force? writable?) before any work.
-        if not batch:
-            target = output if output is not None else Path(sources[0].stem + chosen.suffix)
-            if target.is_dir():
-                target = target / (sources[0].stem + chosen.suffix)
-            exporting.check_targets(exporting.target_paths(target, kinds), force=force)
-        else:
-            folder = output if output is not None else Path("prtvoice-export")
-            if folder.exists() and not folder.is_dir():
-                raise InputError(
-                    f"-o {folder}: several scripts export into a folder, and this is a file"
-                )
-            jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
-            if folder.is_dir():
-                exporting.check_targets(
-                    [exporting.playlist_path(folder)]
-                    + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
-                    force=force,
-                )
-        # Exports plan, render and encode at the speech's own rate (Options.for_export).
-        options = session.options_from(_config(), format=chosen.name).for_export()
-        preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
-                                            vars_file=vars_file, minutes=minutes)
-        show = not quiet and sys.stderr.isatty()
-        from prtvoice.tts.engine import start_engine
-
-        # A speech worker takes ~0.1 s to start: started now, it does so beside the
-        # imports below, before the script says whether it is needed (a re-export
-        # with one line changed waited for it; one with none lets it go unused).
-        engine = None if batch else start_engine(_config())
-        _import_for_export()
+                folder = output if output is not None else Path("prtvoice-export")
+                if folder.exists() and not folder.is_dir():
+                    raise InputError(
+                        f"-o {folder}: several scripts export into a folder, and this is a file"
+                    )
+                jobs = exporting.batch_jobs([str(s) for s in sources], folder=folder, fmt=chosen)
+                if folder.is_dir():
+                    exporting.check_targets(
+                        [exporting.playlist_path(folder)]
+                        + [p for job in jobs for p in exporting.target_paths(job.target, kinds)],
+                        force=force,
+                    )
+            # Exports plan, render and encode at the speech's own rate (Options.for_export).
+            options = session.options_from(_config(), format=chosen.name).for_export()
+            preparer = exporting.ScriptPreparer(options=options, sets=tuple(values.items()),
+                                                vars_file=vars_file, minutes=minutes)
+            show = not quiet and sys.stderr.isatty()
+            _import_for_export()
+        except BaseException:
+            if engine is not None:
+                engine.close()
+            raise
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
         if not batch:
@@ -469,6 +472,16 @@ def export(
                    f"{result.loudness_lufs:.1f} LUFS, {result.true_peak_db:.1f} dBTP{extra})")
     if batch:
         typer.echo(f"wrote {exporting.playlist_path(folder)} ({len(results)} tracks)")
+
+
+def _first_engine(scripts: list[str]):
+    """The speech engine, its worker starting, for an export of one script (None: a batch,
+    whose workers each start their own)."""
+    if len(scripts) != 1 or Path(scripts[0]).expanduser().is_dir():
+        return None
+    from prtvoice.tts.engine import start_engine
+
+    return start_engine(_config())
 
 
 def _encoders() -> int:

@@ -115,12 +115,17 @@ def test_folder_exports_a_batch_with_playlist(script, script_dir, tmp_path):
 
 def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
     """Record when the speech engine starts and the script is read; keep the engine."""
-    from prtvoice import session
+    from prtvoice import encode, session
     from prtvoice.tts import engine as tts_engine
 
     events: list[str] = []
     engines: list = []
     start_engine, load = tts_engine.start_engine, session.load
+    choose_encoder = encode.choose_encoder
+
+    def chosen(*args, **kwargs):
+        events.append("encoder")
+        return choose_encoder(*args, **kwargs)
 
     def started(config):
         events.append("engine")
@@ -133,6 +138,7 @@ def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
 
     monkeypatch.setattr(tts_engine, "start_engine", started)
     monkeypatch.setattr(session, "load", loaded)
+    monkeypatch.setattr(encode, "choose_encoder", chosen)
     return events, engines
 
 
@@ -144,12 +150,13 @@ def _workers_gone(engine) -> bool:
 def test_one_export_starts_its_speech_worker_before_reading_the_script(
     script, tmp_path, monkeypatch
 ):
-    # A worker takes ~0.1 s to start: started before the imports and the script, it
-    # is ready when a re-export's changed line (or a first export's speech) needs it.
+    # A worker takes ~0.1 s to start: started before the checks (ffmpeg's encoders),
+    # the imports and the script, it is ready when a re-export's changed line (or a
+    # first export's speech) needs it.
     events, engines = _watch_the_engine(monkeypatch)
     result = run("export", str(script), "-o", str(tmp_path / "s.mp3"), "-q")
     assert result.exit_code == 0, result.output
-    assert events == ["engine", "script"]
+    assert events[:3] == ["engine", "encoder", "script"]  # (export_plan asks for the encoder again)
     assert _workers_gone(engines[0])  # closed with the session's voices
     assert (tmp_path / "s.mp3").stat().st_size > 1000
 
@@ -161,6 +168,16 @@ def test_a_bad_script_stops_the_speech_worker_started_for_it(script_dir, tmp_pat
     result = run("export", str(bad), "-o", str(tmp_path / "s.mp3"))
     assert result.exit_code == 1
     assert "bad.yaml:9:16:" in result.output and "parsecs" in result.output
-    assert events == ["engine", "script"]
+    assert events == ["engine", "encoder", "script"]  # nothing after the script
     assert _workers_gone(engines[0])
     assert not list(tmp_path.glob("*.mp3"))
+
+
+def test_a_refused_target_stops_the_speech_worker_started_for_it(script, tmp_path, monkeypatch):
+    events, engines = _watch_the_engine(monkeypatch)
+    (tmp_path / "s.mp3").write_bytes(b"mine")
+    result = run("export", str(script), "-o", str(tmp_path / "s.mp3"))
+    assert result.exit_code == 1 and "--force" in result.output
+    assert events == ["engine", "encoder"]  # refused before the script is read
+    assert _workers_gone(engines[0])
+    assert (tmp_path / "s.mp3").read_bytes() == b"mine"
