@@ -461,6 +461,10 @@ def export_plan(
                 )  # fmt: skip
                 if recalled is not None:  # the pass that missed counts too
                     outcome = replace(outcome, passes=outcome.passes + 1)
+            if fmt.name == "mp3" and outcome.encoders == 1:
+                # (A joined file's tag already says its exact length.)
+                with contextlib.suppress(mp3join.JoinError):
+                    mp3join.set_length(out.partial, plan.frames)
             if fmt.chapters == "id3":
                 write_id3(out.partial, tags, chapters)
             elif fmt.chapters == "vorbis" and chapters:

@@ -150,21 +150,51 @@ class Info:
             delay=delay_padding >> 12,
         )
 
+    @property
+    def padding(self) -> int:
+        tag = 4 + _SIDE_INFO
+        return int.from_bytes(self.frame[tag + 141 : tag + 144], "big") & 0xFFF
+
     def rewritten(self, *, frames: int, size: int, toc: Sequence[int], padding: int, crc: int):
         """The frame with new counts, seek table, padding and CRCs (its length unchanged)."""
-        if not 0 <= padding < 1 << 12:
-            raise JoinError(f"padding of {padding} samples does not fit the LAME tag")
         tag = 4 + _SIDE_INFO
         frame = bytearray(self.frame)
         frame[tag + 8 : tag + 12] = frames.to_bytes(4, "big")
         frame[tag + 12 : tag + 16] = size.to_bytes(4, "big")
         frame[tag + 16 : tag + 16 + _TOC] = bytes(toc)
-        frame[tag + 141 : tag + 144] = ((self.delay << 12) | padding).to_bytes(3, "big")
         frame[tag + _TAG - 8 : tag + _TAG - 4] = size.to_bytes(4, "big")  # music length
         frame[tag + _TAG - 4 : tag + _TAG - 2] = crc.to_bytes(2, "big")
-        frame[tag + _TAG - 2 : tag + _TAG] = b"\0\0"  # counted as zeros, as ffmpeg does
-        frame[tag + _TAG - 2 : tag + _TAG] = crc16(bytes(frame[:_CRC_SPAN])).to_bytes(2, "big")
-        return frame
+        return _with_padding(frame, self.delay, padding)
+
+
+def _with_padding(frame: bytearray, delay: int, padding: int) -> bytearray:
+    """The Info frame with this encoder padding, and its tag CRC to match."""
+    if not 0 <= padding < 1 << 12:
+        raise JoinError(f"padding of {padding} samples does not fit the LAME tag")
+    tag = 4 + _SIDE_INFO
+    frame = bytearray(frame)
+    frame[tag + 141 : tag + 144] = ((delay << 12) | padding).to_bytes(3, "big")
+    frame[tag + _TAG - 2 : tag + _TAG] = b"\0\0"  # counted as zeros, as ffmpeg does
+    frame[tag + _TAG - 2 : tag + _TAG] = crc16(bytes(frame[:_CRC_SPAN])).to_bytes(2, "big")
+    return frame
+
+
+def set_length(path: Path, samples: int) -> bool:
+    """Make a gapless decoder give exactly `samples` (the padding in the LAME tag).
+
+    ffmpeg works the padding out from its last packet, and for some lengths it
+    counts a frame LAME flushed short (~40 samples too many decoded). Returns
+    whether the tag changed; JoinError when the file has no tag this can mend.
+    """
+    info = Info.read(path)
+    padding = info.frames * FRAME - info.delay - samples
+    if padding == info.padding:
+        return False
+    frame = _with_padding(info.frame, info.delay, padding)
+    with open(path, "r+b") as out:
+        out.seek(info.offset)
+        out.write(frame)
+    return True
 
 
 # -- CRC-16 (the LAME tag's: polynomial 0x8005, reflected, starting at 0) --------

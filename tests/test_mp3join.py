@@ -182,3 +182,20 @@ def test_only_mpeg2_mono_frames_are_handled(tmp_path):
 )  # fmt: skip
 def test_windows_that_may_follow_each_other(previous, following, fits):
     assert mp3join.may_follow(previous, following) is fits
+
+
+def test_one_encoders_file_is_trimmed_to_the_exact_length(tmp_path):
+    # ffmpeg works the LAME tag's padding out from its last packet, and for some
+    # lengths counts a frame LAME flushed short: this one decoded 37 samples long.
+    x = np.resize(signal(), SR * 60 + 1234)  # the signal, repeated to a length ffmpeg miscounts
+    path = encode(x, tmp_path / "one.mp3")
+    assert len(decode(path, sample_rate=SR)) == len(x) + 37
+    crc_before = mp3join.Info.read(path).music_crc
+    assert mp3join.set_length(path, len(x)) is True
+    assert len(decode(path, sample_rate=SR)) == len(x)
+    info = mp3join.Info.read(path)
+    assert info.music_crc == crc_before and info.padding == info.frames * 576 - 576 - len(x)
+    tag = 4 + 9
+    zeroed = bytes(info.frame[: tag + 154]) + b"\0\0" + bytes(info.frame[tag + 156 : 190])
+    assert mp3join.crc16(zeroed) == int.from_bytes(info.frame[tag + 154 : tag + 156], "big")
+    assert mp3join.set_length(path, len(x)) is False  # already right: left alone
