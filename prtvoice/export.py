@@ -439,7 +439,7 @@ def export_plan(
                 tags=tags.as_ffmpeg() if fmt.chapters == "none" else None,
             )
             two = _two_encoders(
-                plan, blocks, fmt, encoders=encoders, scratch=Path(scratch), out=out.partial,
+                plan, blocks, fmt, encoders=encoders, out=out.partial,
                 command_for=functools.partial(
                     encoder_command, ffmpeg=ffmpeg, fmt=fmt, sample_rate=sr,
                     bitrate=options.bitrate,
@@ -525,11 +525,11 @@ class _TwoEncoders:
     halves: Halves  # planned at the middle; re-planned at a quiet point once measured
     command: list[str]  # the second half's ffmpeg
     first: Path  # the file the first half's ffmpeg writes (the export's partial file)
-    second: Path  # the file the second half's writes (in the scratch folder)
+    second: Path  # the file the second half's writes (beside the first, a partial file too)
 
 
 def _two_encoders(
-    plan: Plan, blocks: BlockSource, fmt: Format, *, encoders: int, scratch: Path, out: Path,
+    plan: Plan, blocks: BlockSource, fmt: Format, *, encoders: int, out: Path,
     command_for: Callable[..., list[str]],
 ) -> _TwoEncoders | None:  # fmt: skip
     """Halves for this export, or None: one ffmpeg (not MP3, too short, one core ...)."""
@@ -540,7 +540,10 @@ def _two_encoders(
     halves = plan_halves(plan.frames, sample_rate=plan.sample_rate, quiet=quiet)
     if halves is None:
         return None
-    second = scratch / "second.mp3"
+    # Beside the first half's partial file, named after it: the same folder (the join
+    # copies within one file system, not through a small /tmp), and a run after a
+    # SIGKILL tidies it up with the partial file (atomic.remove_stale_partials).
+    second = out.with_name(out.name + "-second")
     return _TwoEncoders(halves, command_for(out=second, overrides=SECOND_HALF), out, second)
 
 
@@ -573,21 +576,21 @@ def _in_halves(
     encoders = [first or Encoder(command)]
     try:
         encoders.append(second or Encoder(two.command))
-    except BaseException:
-        encoders[0].kill()
-        raise
-    limit = from_db(decision.limit_db) if decision.limit_db is not None else None
-    measured, limited = encode_halves(
-        blocks.span, halves, gain_db=decision.gain_db, limit=limit, encoders=encoders,
-        sample_rate=sample_rate, meter=meter, progress=progress, done=done, total=total,
-    )  # fmt: skip
-    try:
+        limit = from_db(decision.limit_db) if decision.limit_db is not None else None
+        measured, limited = encode_halves(
+            blocks.span, halves, gain_db=decision.gain_db, limit=limit, encoders=encoders,
+            sample_rate=sample_rate, meter=meter, progress=progress, done=done, total=total,
+        )  # fmt: skip
         mp3join.join(
             two.first, two.second, offset_frames=halves.offset_frames, cuts=halves.cuts,
             samples=halves.frames,
         )  # fmt: skip
     except mp3join.JoinError:
         return None
+    except BaseException:
+        for encoder in encoders:
+            encoder.kill()
+        raise
     finally:
         with contextlib.suppress(OSError):
             two.second.unlink()
@@ -665,6 +668,9 @@ def _two_passes(
     finally:
         for encoder in started:
             encoder.kill()  # nothing left to do once the encoding pass has closed it
+        if two is not None:
+            with contextlib.suppress(OSError):
+                two.second.unlink()  # (a second half not encoded after all)
 
 
 def _measure_then_encode(

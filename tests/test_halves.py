@@ -291,14 +291,16 @@ def test_an_interrupt_in_the_halves_leaves_nothing(long_real, tmp_path):
     seen = []
 
     def progress(done, total):
-        seen.append(done)
         if done > 1.5 * plan.frames:  # well into the encoding pass
+            # the second half's file sits beside the first's partial, named after it
+            seen.extend(p.name for p in tmp_path.glob(".s.mp3.partial-*-second"))
             raise KeyboardInterrupt
 
     before = threading.active_count()
     with pytest.raises(KeyboardInterrupt):
         exporting.export_plan(plan, blocks=blocks, target=target, options=options,
                               progress=progress)  # fmt: skip
+    assert len(seen) == 1
     assert list(tmp_path.iterdir()) == []
     assert threading.active_count() == before
 
