@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ WINDOW = 6  # frames either side of the planned cut that the join may choose
 PREROLL = 4  # frames the second encoder makes before the earliest cut
 TAIL = 4  # frames the first encoder makes after the latest cut (LAME's look-ahead)
 HISTORY_HOPS = 1  # the second meter settles on this much of the stream before its part
+AFTER = 32  # samples after the first meter's part that shape its last true peaks
 
 Span = Callable[[int, int], Iterable[np.ndarray]]
 Progress = Callable[[int, int], None]
@@ -143,47 +144,46 @@ class _Part:
     meter_kind: str  # "none", "peaks", "full"
     sample_rate: int
     meter: StreamMeter | None = None
-    after: np.ndarray | None = None  # the samples after `measure` (true-peak context)
+    history: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    after: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     done: int = 0  # samples sent
 
     def run(self, blocks: Iterable[np.ndarray], gain: np.float32, stop: threading.Event) -> None:
         position = self.start
-        history = np.zeros(0, dtype=np.float32)
-        want_after = 32
         for block in self._limited(blocks, gain):
             if stop.is_set():
                 return
-            end = position + len(block)
-            flat = block.reshape(-1)
             if self.meter_kind != "none":
-                lo, hi = self.measure
-                if self.meter is None and end > lo:
-                    # Settle on what comes just before the measured part.
-                    history = np.concatenate([history, flat[: max(0, lo - position)]])
-                    self.meter = StreamMeter(
-                        sample_rate=self.sample_rate,
-                        loudness=self.meter_kind == "full",
-                        history=history if lo > 0 else None,
-                    )
-                elif self.meter is None:
-                    history = np.concatenate([history, flat])[-self._history_frames() :]
-                a, b = max(lo, position), min(hi, end)
-                if self.meter is not None and b > a:
-                    self.meter.add(flat[a - position : b - position].reshape(-1, 1))
-                if hi < self.send[1] and end > hi:
-                    got = 0 if self.after is None else len(self.after)
-                    if got < want_after:
-                        piece = flat[max(hi, position) - position :][: want_after - got]
-                        self.after = piece if self.after is None else np.concatenate(
-                            [self.after, piece]
-                        )
-            a, b = max(self.send[0], position), min(self.send[1], end)
+                self._measure(block.reshape(-1), position)
+            a, b = max(self.send[0], position), min(self.send[1], position + len(block))
             if b > a:
                 self.encoder.write(block[a - position : b - position])
                 self.done += b - a
-            position = end
+            position += len(block)
 
-    def _history_frames(self) -> int:
+    def _measure(self, samples: np.ndarray, position: int) -> None:
+        lo, hi = self.measure
+        end = position + len(samples)
+        if self.meter is None:
+            if end <= lo:  # before the measured part: keep its last hop to settle on
+                self.history = np.concatenate([self.history, samples])[-self._hop :]
+                return
+            history = np.concatenate([self.history, samples[: max(0, lo - position)]])
+            self.meter = StreamMeter(
+                sample_rate=self.sample_rate,
+                loudness=self.meter_kind == "full",
+                history=history[-self._hop :] if lo > 0 else None,
+            )
+        a, b = max(lo, position), min(hi, end)
+        if b > a:
+            self.meter.add(samples[a - position : b - position].reshape(-1, 1))
+        if hi < self.send[1] and end > hi:  # the samples after the measured part
+            kept = self.after[: AFTER]
+            piece = samples[max(hi, position) - position :][: AFTER - len(kept)]
+            self.after = np.concatenate([kept, piece])
+
+    @property
+    def _hop(self) -> int:
         return HISTORY_HOPS * round(0.1 * self.sample_rate)
 
     def _limited(self, blocks: Iterable[np.ndarray], gain: np.float32) -> Iterable[np.ndarray]:
@@ -275,8 +275,7 @@ def encode_halves(
     if meter == "none":
         return None, limited
     assert first.meter is not None and second.meter is not None
-    after = first.after if first.after is not None else np.zeros(0, dtype=np.float32)
-    return joined(first.meter, second.meter, after=after), limited
+    return joined(first.meter, second.meter, after=first.after), limited
 
 
 def _reporting(blocks, first: _Part, second: _Part, progress, done: int, total: int):

@@ -148,8 +148,12 @@ class _Voices:
 def test_each_half_gets_exactly_what_one_encoder_would(meter):
     frames = SR * 150 + 123
     x = loud_stream(frames)
-    blocks = ArraySpan(x)
     h = halving.plan_halves(frames, sample_rate=SR)
+    # The loudest moment straddles the meters' split: the second meter must settle
+    # on what came before it, the first must see what follows.
+    at = h.meter_split
+    x[at - 150 : at + 150] = 0.99 * np.sign(np.sin(np.arange(300) * 1.3))
+    blocks = ArraySpan(x)
     gain_db, limit = 2.0, 0.6
     encoders = [Capture(), Capture()]
     measured, limited = halving.encode_halves(
@@ -174,11 +178,32 @@ def test_each_half_gets_exactly_what_one_encoder_would(meter):
     whole.add(want.reshape(-1, 1))
     expect = whole.result()
     assert measured.frames == frames
-    assert abs(measured.true_peak_db - expect.true_peak_db) < 1e-4
+    assert abs(measured.true_peak_db - expect.true_peak_db) < 1e-5
     if meter == "full":
-        assert abs(measured.loudness_lufs - expect.loudness_lufs) < 1e-4
+        assert abs(measured.loudness_lufs - expect.loudness_lufs) < 1e-5
     else:
         assert np.isnan(measured.loudness_lufs)
+
+
+@pytest.mark.parametrize("offset", [-1, 0], ids=["first-meters", "second-meters"])
+def test_a_true_peak_at_the_split_is_found(offset):
+    # The largest peak between samples lies just before the split (the first meter
+    # finds it, from the samples after its part) or just after it (the second, from
+    # the samples before its part), within the interpolation filter's reach.
+    frames = SR * 150
+    x = (0.05 * np.random.default_rng(9).standard_normal(frames)).astype(np.float32)
+    h = halving.plan_halves(frames, sample_rate=SR)
+    at = h.meter_split
+    x[at + offset - 1 : at + offset + 3] = [-0.9, 0.9, 0.9, -0.9]
+    measured, _ = halving.encode_halves(
+        ArraySpan(x).span, h, gain_db=0.0, limit=None, encoders=[Capture(), Capture()],
+        sample_rate=SR, meter="peaks",
+    )  # fmt: skip
+    whole = StreamMeter(sample_rate=SR, loudness=False)
+    whole.add(x.reshape(-1, 1))
+    expect = whole.result()
+    assert expect.true_peak_db > expect.sample_peak_db + 3  # between the two 0.9s
+    assert abs(measured.true_peak_db - expect.true_peak_db) < 1e-9
 
 
 def test_a_failing_half_stops_both_and_the_thread():
