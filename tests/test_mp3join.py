@@ -139,26 +139,23 @@ def test_the_joined_files_tag_holds_for_the_whole(encodes, tmp_path):
     assert abs(mutagen.mp3.MP3(target).info.length - len(x) / SR) < 0.1
 
 
-def test_a_second_half_with_a_bit_reservoir_is_refused(encodes, tmp_path):
-    x, cut, offset, _, first, _, with_reservoir = encodes
-    target = tmp_path / "joined.mp3"
-    shutil.copy(first, target)
-    before = target.read_bytes()
-    with pytest.raises(mp3join.JoinError, match="reservoir"):
-        mp3join.join(target, with_reservoir, offset_frames=offset,
-                     cuts=range(cut - WINDOW, cut + WINDOW + 1), samples=len(x))  # fmt: skip
-    assert target.read_bytes() == before
-
-
-def test_cuts_outside_both_files_are_refused_and_nothing_is_written(encodes, tmp_path):
-    x, _, offset, _, first, second, _ = encodes
-    target = tmp_path / "joined.mp3"
-    shutil.copy(first, target)
-    before = target.read_bytes()
-    with pytest.raises(mp3join.JoinError, match="no cut"):
+@pytest.mark.parametrize(
+    ("second_index", "cuts", "match"),
+    [
+        (6, lambda cut, offset: range(cut - WINDOW, cut + WINDOW + 1), "reservoir"),
         # Before the second encode starts: none of these cuts has its frames.
-        mp3join.join(target, second, offset_frames=offset, cuts=range(offset - 5, offset),
-                     samples=len(x))  # fmt: skip
+        (5, lambda cut, offset: range(offset - 5, offset), "no cut"),
+    ],
+    ids=["bit-reservoir", "cuts-outside"],
+)
+def test_a_refused_join_leaves_the_file_as_it_was(encodes, tmp_path, second_index, cuts, match):
+    x, cut, offset, _, first = encodes[:5]
+    target = tmp_path / "joined.mp3"
+    shutil.copy(first, target)
+    before = target.read_bytes()
+    with pytest.raises(mp3join.JoinError, match=match):
+        mp3join.join(target, encodes[second_index], offset_frames=offset,
+                     cuts=cuts(cut, offset), samples=len(x))  # fmt: skip
     assert target.read_bytes() == before
 
 
