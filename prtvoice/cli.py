@@ -446,12 +446,29 @@ def export(
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
         if not batch:
-            prepared = preparer(str(sources[0]), engine=engine)
+            # A re-export (its gain remembered) encodes in one pass: its ffmpegs start
+            # now, while the script is read and planned (~0.1 s of CPU each), and are
+            # stopped, their partial files removed, if anything fails before the pass.
+            try:
+                early = exporting.start_early(
+                    target, script=sources[0], options=options, force=force,
+                    memory=session.gain_memory(), encoders=_encoders(),
+                )  # fmt: skip
+            except BaseException:
+                if engine is not None:
+                    engine.close()
+                raise
+            try:
+                prepared = preparer(str(sources[0]), engine=engine)
+            except BaseException:
+                if early is not None:
+                    early.cancel()
+                raise
             try:
                 result = exporting.export_plan(
                     prepared.plan, blocks=prepared.blocks, target=target, options=options,
                     force=force, transcripts=kinds, progress=progress, memory=prepared.memory,
-                    encoders=_encoders(),
+                    encoders=_encoders(), early=early,
                 )
             finally:
                 if prepared.close:

@@ -30,7 +30,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -391,6 +391,7 @@ def export_plan(
     progress: Progress | None = None,
     memory: GainMemory | None = None,
     encoders: int = 2,
+    early: EarlyEncoders | None = None,
 ) -> ExportResult:
     """Export one plan to `target` in `options.format`; see the module docstring.
 
@@ -404,7 +405,9 @@ def export_plan(
     survives every failure.
 
     `encoders`: how many ffmpegs may encode at once; with 2 (and two cores) a long
-    MP3 is encoded in halves and joined (prtvoice.halves).
+    MP3 is encoded in halves and joined (prtvoice.halves). `early`: ffmpegs started
+    for this export before its script was read (`start_early`); used when they fit
+    (the remembered gain's one pass), stopped otherwise, and always taken over.
     """
     target = Path(target)
     fmt = format_for(options.format)
@@ -420,6 +423,9 @@ def export_plan(
             loudness_lufs=options.loudness_lufs, true_peak_db=options.true_peak_db,
         )  # fmt: skip
         recalled = memory.recall(key)
+    if early is not None and not early.fits(target=target, key=key, recalled=recalled, sr=sr):
+        early.cancel()
+        early = None
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="prtvoice-") as scratch:
@@ -428,7 +434,7 @@ def export_plan(
             metadata = Path(scratch) / "metadata.txt"
             own = chapters if fmt.chapters == "ffmetadata" else ()
             metadata.write_text(ffmetadata(tags, own), encoding="utf-8")
-        with atomic.AtomicFile(target, replace=force) as out:
+        with early.taken_over() if early else atomic.AtomicFile(target, replace=force) as out:
             command = encoder_command(
                 ffmpeg=ffmpeg,
                 fmt=fmt,
@@ -447,9 +453,10 @@ def export_plan(
             )  # fmt: skip
             landed = None
             if recalled is not None:
+                started_early = early.take(command, two) if early else (None, None)
                 landed = _one_pass(
                     blocks, recalled, command=command, frames=plan.frames, sample_rate=sr,
-                    options=options, fmt=fmt, progress=progress, two=two,
+                    options=options, fmt=fmt, progress=progress, two=two, started=started_early,
                 )  # fmt: skip
             if landed is not None:
                 outcome = landed
@@ -540,11 +547,123 @@ def _two_encoders(
     halves = plan_halves(plan.frames, sample_rate=plan.sample_rate, quiet=quiet)
     if halves is None:
         return None
+    second = _second_path(out)
+    return _TwoEncoders(halves, command_for(out=second, overrides=SECOND_HALF), out, second)
+
+
+def _second_path(partial: Path) -> Path:
     # Beside the first half's partial file, named after it: the same folder (the join
     # copies within one file system, not through a small /tmp), and a run after a
     # SIGKILL tidies it up with the partial file (atomic.remove_stale_partials).
-    second = out.with_name(out.name + "-second")
-    return _TwoEncoders(halves, command_for(out=second, overrides=SECOND_HALF), out, second)
+    return partial.with_name(partial.name + "-second")
+
+
+@dataclass
+class EarlyEncoders:
+    """An MP3 re-export's ffmpegs, started before its script is read (`start_early`).
+
+    A re-export encodes in one pass at the gain the script's last export left
+    (GainMemory); each ffmpeg takes ~0.1 s of CPU to start. Started while the
+    script is read and planned, when a core is idle, they are ready when the pass
+    begins, and their start no longer takes from a pass that keeps both cores busy.
+    `export_plan` takes them over: it uses them if its commands are theirs, stops
+    them otherwise, and its partial file is theirs (removed unless committed).
+    """
+
+    target: Path
+    key: str
+    sample_rate: int
+    out: atomic.AtomicFile  # entered: the partial file exists
+    commands: tuple[list[str], list[str] | None]
+    first: Encoder
+    second: Encoder | None
+
+    def fits(self, *, target: Path, key: str | None, recalled: Recalled | None, sr: int) -> bool:
+        """Whether this export is the one they were started for, with a gain to encode at."""
+        return (
+            recalled is not None
+            and key == self.key
+            and Path(target) == self.target
+            and sr == self.sample_rate
+        )
+
+    def take(
+        self, command: list[str], two: _TwoEncoders | None
+    ) -> tuple[Encoder | None, Encoder | None]:
+        """The ones running these commands (the halves' second with `two`); stops the rest."""
+        first = self.first if command == self.commands[0] else None
+        second = self.second
+        if two is None or second is None or two.command != self.commands[1]:
+            second = None
+        for encoder in (self.first, self.second):
+            if encoder is not None and encoder not in (first, second):
+                encoder.kill()
+        return first, second
+
+    @contextlib.contextmanager
+    def taken_over(self) -> Iterator[atomic.AtomicFile]:
+        """The partial file, as `with atomic.AtomicFile(...)` gives one."""
+        try:
+            yield self.out
+        finally:
+            self.cancel()  # after a commit: stops nothing, removes nothing but scraps
+
+    def cancel(self) -> None:
+        """Stop both ffmpegs, remove their files (unless committed)."""
+        for encoder in (self.first, self.second):
+            if encoder is not None:
+                encoder.kill()
+        with contextlib.suppress(OSError):
+            _second_path(self.out.partial).unlink()
+        self.out.__exit__(None, None, None)
+
+
+def start_early(
+    target: Path,
+    *,
+    script: Path,
+    options: Options,
+    force: bool,
+    memory: GainMemory | None,
+    encoders: int = 2,
+) -> EarlyEncoders | None:
+    """Start an MP3 re-export's ffmpegs now, before its script is read (EarlyEncoders).
+
+    None (nothing started) for any other format, or a script with no gain
+    remembered: a first export starts its ffmpeg beside its measuring pass.
+    `target` must have passed `check_targets`; `options` are the export's.
+    """
+    fmt = format_for(options.format)
+    if fmt.name != "mp3" or memory is None:
+        return None
+    sr = options.sample_rate
+    key = memory.key(
+        script=str(script), fmt=fmt.name, sample_rate=sr, loudness_lufs=options.loudness_lufs,
+        true_peak_db=options.true_peak_db,
+    )  # fmt: skip
+    if memory.recall(key) is None:
+        return None
+    command_for = functools.partial(
+        encoder_command, ffmpeg=find_ffmpeg(), fmt=fmt, sample_rate=sr, bitrate=options.bitrate
+    )
+    out = atomic.AtomicFile(Path(target), replace=force).__enter__()
+    made: list[Encoder] = []
+    try:
+        first_command = command_for(out=out.partial)
+        made.append(Encoder(first_command))
+        second_command = None
+        if encoders >= 2 and _cores() >= 2:
+            second_command = command_for(out=_second_path(out.partial), overrides=SECOND_HALF)
+            made.append(Encoder(second_command))
+    except BaseException:
+        for encoder in made:
+            encoder.kill()
+        out.__exit__(None, None, None)
+        raise
+    return EarlyEncoders(
+        Path(target), key, sr, out, (first_command, second_command), made[0],
+        made[1] if len(made) > 1 else None,
+    )  # fmt: skip
 
 
 def _cores() -> int:
@@ -608,6 +727,7 @@ def _one_pass(
     fmt: Format,
     progress: Progress | None,
     two: _TwoEncoders | None = None,
+    started: Sequence[Encoder | None] = (None, None),
 ) -> _Outcome | None:
     """Encode at a remembered gain, measuring what goes out; None when it missed the target.
 
@@ -619,11 +739,15 @@ def _one_pass(
     """
     decision = Loudness(None, recalled.gain_db, recalled.limit_db)
     done = None
+    first = started[0]
     if two is not None:
         done = _in_halves(
-            blocks, decision, two, two.halves, command=command, meter="full",
+            blocks, decision, two, two.halves, command=command, started=started, meter="full",
             sample_rate=sample_rate, progress=progress, done=0, total=frames,
         )  # fmt: skip
+        first = None  # used by the halves, joined or not
+    elif started[1] is not None:
+        started[1].kill()  # no halves after all (a short session)
     if done is not None:
         result, limited = done
         assert result is not None
@@ -632,7 +756,7 @@ def _one_pass(
         try:
             _, limiter = _encode(
                 blocks, decision, command=command, frames=frames, sample_rate=sample_rate,
-                progress=progress, done=0, total=frames, meter=meter,
+                progress=progress, done=0, total=frames, meter=meter, started=first,
             )  # fmt: skip
             result = meter.result()
         except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import numpy as np
 import pytest
 from export_helpers import decode
 from typer.testing import CliRunner
@@ -181,3 +182,68 @@ def test_a_refused_target_stops_the_speech_worker_started_for_it(script, tmp_pat
     assert events == ["engine", "encoder"]  # refused before the script is read
     assert _workers_gone(engines[0])
     assert (tmp_path / "s.mp3").read_bytes() == b"mine"
+
+
+def _watch_encoders(monkeypatch) -> tuple[list[str], list]:
+    """Record when ffmpegs start (and the script is read); keep the encoders."""
+    from prtvoice import export as exporting
+    from prtvoice import session
+
+    events: list[str] = []
+    made: list = []
+    encoder, load = exporting.Encoder, session.load
+
+    def started(*args, **kwargs):
+        made.append(encoder(*args, **kwargs))
+        events.append("ffmpeg")
+        return made[-1]
+
+    def loaded(*args, **kwargs):
+        events.append("script")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(exporting, "Encoder", started)
+    monkeypatch.setattr(session, "load", loaded)
+    return events, made
+
+
+def test_a_reexport_starts_its_ffmpeg_before_reading_the_script(script, tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "s.mp3"
+    assert run("export", str(script), "-o", str(target), "-q").exit_code == 0
+    first = decode(target, sample_rate=22050)
+    events, made = _watch_encoders(monkeypatch)
+    result = run("export", str(script), "-o", str(target), "--force", "-q")
+    assert result.exit_code == 0, result.output
+    # The remembered gain's one pass, in the ffmpeg started before the script was read
+    # (a short session: one ffmpeg; a second, for halves, would also start when the
+    # machine has two cores, and is stopped unused).
+    assert events[0] == "ffmpeg" and events.index("script") <= 2
+    assert all(e == "ffmpeg" for e in events[: events.index("script")])
+    assert events[events.index("script") :] == ["script"]  # no ffmpeg started after it
+    assert made[0]._process.returncode == 0  # it encoded the file
+    assert sorted(p.name for p in target.parent.iterdir()) == ["s.mp3"]
+    again = decode(target, sample_rate=22050)
+    assert len(again) == len(first) and np.abs(again - first).max() < 1e-3  # the same session
+
+
+def test_a_first_export_starts_no_ffmpeg_before_its_script(script, tmp_path, monkeypatch):
+    events, _ = _watch_encoders(monkeypatch)
+    result = run("export", str(script), "-o", str(tmp_path / "s.mp3"), "-q")
+    assert result.exit_code == 0, result.output
+    assert events[0] == "script"  # no gain remembered: measured first, ffmpeg beside it
+
+
+def test_a_reexport_of_a_broken_script_stops_its_early_ffmpegs(script, tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "s.mp3"
+    assert run("export", str(script), "-o", str(target), "-q").exit_code == 0
+    before = target.read_bytes()
+    script.write_text(SCRIPT.replace("pause: 2s", "pause: 3 parsecs"), encoding="utf-8")
+    events, made = _watch_encoders(monkeypatch)
+    result = run("export", str(script), "-o", str(target), "--force")
+    assert result.exit_code == 1 and "parsecs" in result.output
+    assert events[0] == "ffmpeg" and events[-1] == "script"
+    assert all(e._process.poll() is not None for e in made)  # none left waiting
+    assert sorted(p.name for p in target.parent.iterdir()) == ["s.mp3"]  # no partial files
+    assert target.read_bytes() == before

@@ -19,7 +19,7 @@ from prtvoice import export as exporting
 from prtvoice import halves as halving
 from prtvoice import mp3join
 from prtvoice.errors import EncoderError
-from prtvoice.gain_memory import GainMemory
+from prtvoice.gain_memory import GainMemory, Recalled
 from prtvoice.loudness import PeakLimiter, StreamMeter, from_db, joined
 from prtvoice.options import Options
 from prtvoice.sounds import SoundBank
@@ -362,3 +362,70 @@ def test_batches_exporting_two_at_once_use_one_encoder_each(long_real, tmp_path,
     )  # fmt: skip
     assert Pool.encoders == [1, 1]  # two scripts at once, a core each
     assert [r.encoders for r in done.results] == [1, 1]
+
+
+def _early(plan, options, target, memory):
+    return exporting.start_early(
+        target, script=plan.script.path, options=options, force=True, memory=memory
+    )
+
+
+def test_ffmpegs_started_early_carry_a_reexport_in_halves(long_real, tmp_path):
+    plan, blocks, options = long_real
+    memory = GainMemory(tmp_path / "gains")
+    target = tmp_path / "out" / "s.mp3"
+    target.parent.mkdir()
+    assert _early(plan, options, target, memory) is None  # nothing remembered yet: none
+    exporting.export_plan(plan, blocks=blocks, target=target, options=options, memory=memory)
+    early = _early(plan, options, target, memory)
+    assert early is not None and early.second is not None
+    result = exporting.export_plan(
+        plan, blocks=blocks, target=target, options=options, memory=memory, force=True,
+        early=early,
+    )  # fmt: skip
+    assert (result.passes, result.encoders) == (1, 2)
+    assert early.first._process.returncode == 0 and early.second._process.returncode == 0
+    assert sorted(p.name for p in target.parent.iterdir()) == ["s.mp3"]
+    assert len(decode(target, sample_rate=SR)) == plan.frames
+
+
+def test_ffmpegs_started_for_another_export_are_stopped(long_real, tmp_path):
+    plan, blocks, options = long_real
+    memory = GainMemory(tmp_path / "gains")
+    (tmp_path / "out").mkdir()
+    exporting.export_plan(plan, blocks=blocks, target=tmp_path / "out" / "a.mp3",
+                          options=options, memory=memory)  # fmt: skip
+    early = _early(plan, options, tmp_path / "out" / "a.mp3", memory)
+    assert len(list((tmp_path / "out").glob(".a.mp3.partial-*"))) == 1
+    result = exporting.export_plan(
+        plan, blocks=blocks, target=tmp_path / "out" / "b.mp3", options=options, memory=memory,
+        early=early,
+    )  # fmt: skip
+    assert result.passes == 1
+    assert early.first._process.poll() is not None and early.second._process.poll() is not None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp3", "b.mp3"]
+
+
+def test_a_remembered_gain_that_misses_still_exports_right_with_early_ffmpegs(
+    long_real, tmp_path
+):
+    plan, blocks, options = long_real
+    memory = GainMemory(tmp_path / "gains")
+    target = tmp_path / "out" / "s.mp3"
+    target.parent.mkdir()
+    first = exporting.export_plan(
+        plan, blocks=blocks, target=target, options=options, memory=memory
+    )
+    key = memory.key(script=str(plan.script.path), fmt="mp3", sample_rate=SR,
+                     loudness_lufs=options.loudness_lufs, true_peak_db=options.true_peak_db)  # fmt: skip
+    memory.remember(key, Recalled(first.gain_db + 6.0, -2.0))  # the script got much quieter
+    early = _early(plan, options, target, memory)
+    result = exporting.export_plan(
+        plan, blocks=blocks, target=target, options=options, memory=memory, force=True,
+        early=early,
+    )  # fmt: skip
+    assert result.passes == 3  # the one pass missed: measured, then encoded again
+    assert abs(result.loudness_lufs - options.loudness_lufs) < 0.1
+    assert abs(result.gain_db - first.gain_db) < 0.05
+    assert sorted(p.name for p in target.parent.iterdir()) == ["s.mp3"]
+    assert len(decode(target, sample_rate=SR)) == plan.frames
