@@ -114,32 +114,30 @@ def test_folder_exports_a_batch_with_playlist(script, script_dir, tmp_path):
     assert playlist[3].endswith(",prtvoice - Second one")
 
 
+def _record(monkeypatch, events: list[str], owner, name: str, label: str, kept=None) -> None:
+    """Note `label` in `events` whenever owner.name is called (and keep what it returns)."""
+    original = getattr(owner, name)
+
+    def noted(*args, **kwargs):
+        events.append(label)
+        result = original(*args, **kwargs)
+        if kept is not None:
+            kept.append(result)
+        return result
+
+    monkeypatch.setattr(owner, name, noted)
+
+
 def _watch_the_engine(monkeypatch) -> tuple[list[str], list]:
-    """Record when the speech engine starts and the script is read; keep the engine."""
+    """Record when the speech engine starts, the encoder is chosen and the script is read."""
     from prtvoice import encode, session
     from prtvoice.tts import engine as tts_engine
 
     events: list[str] = []
     engines: list = []
-    start_engine, load = tts_engine.start_engine, session.load
-    choose_encoder = encode.choose_encoder
-
-    def chosen(*args, **kwargs):
-        events.append("encoder")
-        return choose_encoder(*args, **kwargs)
-
-    def started(config):
-        events.append("engine")
-        engines.append(start_engine(config))
-        return engines[-1]
-
-    def loaded(*args, **kwargs):
-        events.append("script")
-        return load(*args, **kwargs)
-
-    monkeypatch.setattr(tts_engine, "start_engine", started)
-    monkeypatch.setattr(session, "load", loaded)
-    monkeypatch.setattr(encode, "choose_encoder", chosen)
+    _record(monkeypatch, events, tts_engine, "start_engine", "engine", engines)
+    _record(monkeypatch, events, session, "load", "script")
+    _record(monkeypatch, events, encode, "choose_encoder", "encoder")
     return events, engines
 
 
@@ -191,19 +189,8 @@ def _watch_encoders(monkeypatch) -> tuple[list[str], list]:
 
     events: list[str] = []
     made: list = []
-    encoder, load = exporting.Encoder, session.load
-
-    def started(*args, **kwargs):
-        made.append(encoder(*args, **kwargs))
-        events.append("ffmpeg")
-        return made[-1]
-
-    def loaded(*args, **kwargs):
-        events.append("script")
-        return load(*args, **kwargs)
-
-    monkeypatch.setattr(exporting, "Encoder", started)
-    monkeypatch.setattr(session, "load", loaded)
+    _record(monkeypatch, events, exporting, "Encoder", "ffmpeg", made)
+    _record(monkeypatch, events, session, "load", "script")
     return events, made
 
 
