@@ -446,11 +446,13 @@ def export(
 
     with atomic.sigterm_raises(), _progress_bar(show) as progress:
         if not batch:
+            from prtvoice.early import start_early
+
             # A re-export (its gain remembered) encodes in one pass: its ffmpegs start
             # now, while the script is read and planned (~0.1 s of CPU each), and are
             # stopped, their partial files removed, if anything fails before the pass.
             try:
-                early = exporting.start_early(
+                early = start_early(
                     target, script=sources[0], options=options, force=force,
                     memory=session.gain_memory(), encoders=_encoders(),
                 )  # fmt: skip

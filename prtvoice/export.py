@@ -30,10 +30,11 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,7 +43,15 @@ from prtvoice.encode import SECOND_HALF, Encoder, Format, encoder_command, forma
 from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
 from prtvoice.ffmpeg import find_ffmpeg
 from prtvoice.gain_memory import GainMemory, Recalled
-from prtvoice.halves import Halves, encode_halves, pause_point, plan_halves, quiet_point
+from prtvoice.halves import (
+    Halves,
+    cores,
+    encode_halves,
+    pause_point,
+    plan_halves,
+    quiet_point,
+    second_path,
+)
 from prtvoice.loudness import (
     BackgroundMeter,
     LoudnessMeter,
@@ -56,6 +65,9 @@ from prtvoice.options import Options
 from prtvoice.plan import Plan
 from prtvoice.tags import chapters_for, ffmetadata, tags_for, write_id3, write_vorbis_chapters
 from prtvoice.transcript import render_transcript
+
+if TYPE_CHECKING:
+    from prtvoice.early import EarlyEncoders
 
 BlockSource = Callable[[], Iterable[np.ndarray]]
 """Each call starts a fresh, identical stream of float32 (frames, 1) blocks covering the plan."""
@@ -453,7 +465,9 @@ def export_plan(
             )  # fmt: skip
             landed = None
             if recalled is not None:
-                started_early = early.take(command, two) if early else (None, None)
+                started_early = (None, None)
+                if early is not None:
+                    started_early = early.take(command, two.command if two else None)
                 landed = _one_pass(
                     blocks, recalled, command=command, frames=plan.frames, sample_rate=sr,
                     options=options, fmt=fmt, progress=progress, two=two, started=started_early,
@@ -541,136 +555,14 @@ def _two_encoders(
 ) -> _TwoEncoders | None:  # fmt: skip
     """Halves for this export, or None: one ffmpeg (not MP3, too short, one core ...)."""
     span = getattr(blocks, "span", None)
-    if encoders < 2 or fmt.name != "mp3" or span is None or _cores() < 2:
+    if encoders < 2 or fmt.name != "mp3" or span is None or cores() < 2:
         return None
     quiet = pause_point(plan.events, frames=plan.frames, sample_rate=plan.sample_rate)
     halves = plan_halves(plan.frames, sample_rate=plan.sample_rate, quiet=quiet)
     if halves is None:
         return None
-    second = _second_path(out)
+    second = second_path(out)
     return _TwoEncoders(halves, command_for(out=second, overrides=SECOND_HALF), out, second)
-
-
-def _second_path(partial: Path) -> Path:
-    # Beside the first half's partial file, named after it: the same folder (the join
-    # copies within one file system, not through a small /tmp), and a run after a
-    # SIGKILL tidies it up with the partial file (atomic.remove_stale_partials).
-    return partial.with_name(partial.name + "-second")
-
-
-@dataclass
-class EarlyEncoders:
-    """An MP3 re-export's ffmpegs, started before its script is read (`start_early`).
-
-    A re-export encodes in one pass at the gain the script's last export left
-    (GainMemory); each ffmpeg takes ~0.1 s of CPU to start. Started while the
-    script is read and planned, when a core is idle, they are ready when the pass
-    begins, and their start no longer takes from a pass that keeps both cores busy.
-    `export_plan` takes them over: it uses them if its commands are theirs, stops
-    them otherwise, and its partial file is theirs (removed unless committed).
-    """
-
-    target: Path
-    key: str
-    sample_rate: int
-    out: atomic.AtomicFile  # entered: the partial file exists
-    commands: tuple[list[str], list[str] | None]
-    first: Encoder
-    second: Encoder | None
-
-    def fits(self, *, target: Path, key: str | None, recalled: Recalled | None, sr: int) -> bool:
-        """Whether this export is the one they were started for, with a gain to encode at."""
-        return (
-            recalled is not None
-            and key == self.key
-            and Path(target) == self.target
-            and sr == self.sample_rate
-        )
-
-    def take(
-        self, command: list[str], two: _TwoEncoders | None
-    ) -> tuple[Encoder | None, Encoder | None]:
-        """The ones running these commands (the halves' second with `two`); stops the rest."""
-        first = self.first if command == self.commands[0] else None
-        second = self.second
-        if two is None or second is None or two.command != self.commands[1]:
-            second = None
-        for encoder in (self.first, self.second):
-            if encoder is not None and encoder not in (first, second):
-                encoder.kill()
-        return first, second
-
-    @contextlib.contextmanager
-    def taken_over(self) -> Iterator[atomic.AtomicFile]:
-        """The partial file, as `with atomic.AtomicFile(...)` gives one."""
-        try:
-            yield self.out
-        finally:
-            self.cancel()  # after a commit: stops nothing, removes nothing but scraps
-
-    def cancel(self) -> None:
-        """Stop both ffmpegs, remove their files (unless committed)."""
-        for encoder in (self.first, self.second):
-            if encoder is not None:
-                encoder.kill()
-        with contextlib.suppress(OSError):
-            _second_path(self.out.partial).unlink()
-        self.out.__exit__(None, None, None)
-
-
-def start_early(
-    target: Path,
-    *,
-    script: Path,
-    options: Options,
-    force: bool,
-    memory: GainMemory | None,
-    encoders: int = 2,
-) -> EarlyEncoders | None:
-    """Start an MP3 re-export's ffmpegs now, before its script is read (EarlyEncoders).
-
-    None (nothing started) for any other format, or a script with no gain
-    remembered: a first export starts its ffmpeg beside its measuring pass.
-    `target` must have passed `check_targets`; `options` are the export's.
-    """
-    fmt = format_for(options.format)
-    if fmt.name != "mp3" or memory is None:
-        return None
-    sr = options.sample_rate
-    key = memory.key(
-        script=str(script), fmt=fmt.name, sample_rate=sr, loudness_lufs=options.loudness_lufs,
-        true_peak_db=options.true_peak_db,
-    )  # fmt: skip
-    if memory.recall(key) is None:
-        return None
-    command_for = functools.partial(
-        encoder_command, ffmpeg=find_ffmpeg(), fmt=fmt, sample_rate=sr, bitrate=options.bitrate
-    )
-    out = atomic.AtomicFile(Path(target), replace=force).__enter__()
-    made: list[Encoder] = []
-    try:
-        first_command = command_for(out=out.partial)
-        made.append(Encoder(first_command))
-        second_command = None
-        if encoders >= 2 and _cores() >= 2:
-            second_command = command_for(out=_second_path(out.partial), overrides=SECOND_HALF)
-            made.append(Encoder(second_command))
-    except BaseException:
-        for encoder in made:
-            encoder.kill()
-        out.__exit__(None, None, None)
-        raise
-    return EarlyEncoders(
-        Path(target), key, sr, out, (first_command, second_command), made[0],
-        made[1] if len(made) > 1 else None,
-    )  # fmt: skip
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _in_halves(

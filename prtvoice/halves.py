@@ -22,9 +22,11 @@ The spans overlap by some twenty frames around a planned cut:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -80,6 +82,24 @@ class Halves:
     def render_start(self) -> int:
         """The second span's render starts here: its limiter and meter settle before use."""
         return self.second_start - (HISTORY_HOPS + 1) * self.hop
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def second_path(partial: Path) -> Path:
+    """Where the second half's ffmpeg writes: beside the first half's partial file.
+
+    The same folder (the join copies within one file system, not through a small
+    /tmp), and named after it, so a run after a SIGKILL tidies it up with the
+    partial file (atomic.remove_stale_partials).
+    """
+    return partial.with_name(partial.name + "-second")
 
 
 def plan_halves(frames: int, *, sample_rate: int, quiet: int | None = None) -> Halves | None:

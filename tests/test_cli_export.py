@@ -184,12 +184,13 @@ def test_a_refused_target_stops_the_speech_worker_started_for_it(script, tmp_pat
 
 def _watch_encoders(monkeypatch) -> tuple[list[str], list]:
     """Record when ffmpegs start (and the script is read); keep the encoders."""
+    from prtvoice import early, session
     from prtvoice import export as exporting
-    from prtvoice import session
 
     events: list[str] = []
     made: list = []
-    _record(monkeypatch, events, exporting, "Encoder", "ffmpeg", made)
+    _record(monkeypatch, events, early, "Encoder", "ffmpeg", made)  # started early
+    _record(monkeypatch, events, exporting, "Encoder", "ffmpeg", made)  # or later
     _record(monkeypatch, events, session, "load", "script")
     return events, made
 

@@ -18,6 +18,7 @@ from export_helpers import EspeakVoices, decode, make_plan, session_script
 from prtvoice import export as exporting
 from prtvoice import halves as halving
 from prtvoice import mp3join
+from prtvoice.early import start_early
 from prtvoice.errors import EncoderError
 from prtvoice.gain_memory import GainMemory, Recalled
 from prtvoice.loudness import PeakLimiter, StreamMeter, from_db, joined
@@ -365,7 +366,7 @@ def test_batches_exporting_two_at_once_use_one_encoder_each(long_real, tmp_path,
 
 
 def _early(plan, options, target, memory):
-    return exporting.start_early(
+    return start_early(
         target, script=plan.script.path, options=options, force=True, memory=memory
     )
 
