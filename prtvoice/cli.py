@@ -528,6 +528,7 @@ def _import_for_export() -> None:
     import platformdirs  # noqa: F401
     import soxr  # noqa: F401
 
+    import prtvoice.early
     import prtvoice.render
     import prtvoice.synth
     import prtvoice.tts.bank
