@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from prtvoice.encode import Encoder
-from prtvoice.loudness import Measurement, PeakLimiter, StreamMeter, joined
-from prtvoice.mp3join import FRAME
+from prtvoice.errors import EncoderError
+from prtvoice.loudness import Measurement, PeakLimiter, StreamMeter, from_db, joined
+from prtvoice.mp3join import FRAME, LAME_DELAY
 
 MIN_SECONDS = 120.0  # shorter sessions encode in well under a second: one ffmpeg
 RATES = (16000, 22050, 24000)  # MPEG-2 Layer III, what mp3join handles
@@ -108,9 +109,9 @@ def plan_halves(frames: int, *, sample_rate: int, quiet: int | None = None) -> H
         return None
     hop = round(0.1 * sample_rate)
     middle = frames // 2 if quiet is None else quiet
-    # Frame c holds samples from FRAME * c - (encoder + decoder delay, 1105): cut
-    # so that the planned quiet sample falls at the frame boundary.
-    cut = (middle + 1105) // FRAME
+    # Frame c holds samples from FRAME * c - LAME_DELAY: cut so that the planned
+    # quiet sample falls at the frame boundary.
+    cut = (middle + LAME_DELAY) // FRAME
     halves = Halves(frames, cut, hop)
     if halves.render_start < 0 or halves.first_end >= frames - hop:
         return None
@@ -163,6 +164,7 @@ class _Part:
     limiter: PeakLimiter | None
     meter_kind: str  # "none", "peaks", "full"
     sample_rate: int
+    history_frames: int  # the second meter settles on this many samples before its part
     meter: StreamMeter | None = None
     history: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     after: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -186,13 +188,13 @@ class _Part:
         end = position + len(samples)
         if self.meter is None:
             if end <= lo:  # before the measured part: keep its last hop to settle on
-                self.history = np.concatenate([self.history, samples])[-self._hop :]
+                self.history = np.concatenate([self.history, samples])[-self.history_frames :]
                 return
             history = np.concatenate([self.history, samples[: max(0, lo - position)]])
             self.meter = StreamMeter(
                 sample_rate=self.sample_rate,
                 loudness=self.meter_kind == "full",
-                history=history[-self._hop :] if lo > 0 else None,
+                history=history[-self.history_frames :] if lo > 0 else None,
             )
         a, b = max(lo, position), min(hi, end)
         if b > a:
@@ -201,10 +203,6 @@ class _Part:
             kept = self.after[: AFTER]
             piece = samples[max(hi, position) - position :][: AFTER - len(kept)]
             self.after = np.concatenate([kept, piece])
-
-    @property
-    def _hop(self) -> int:
-        return HISTORY_HOPS * round(0.1 * self.sample_rate)
 
     def _limited(self, blocks: Iterable[np.ndarray], gain: np.float32) -> Iterable[np.ndarray]:
         for block in blocks:
@@ -239,8 +237,6 @@ def encode_halves(
     "peaks" (true and sample peak only) or "full" (loudness too). The files are
     the encoders' to write; the caller joins them (prtvoice.mp3join.join).
     """
-    from prtvoice.loudness import from_db
-
     frames = halves.frames
     gain = np.float32(from_db(gain_db))
     limiters = [None, None]
@@ -248,13 +244,14 @@ def encode_halves(
         limiters = [PeakLimiter(ceiling=limit, sample_rate=sample_rate) for _ in range(2)]
         limiters[0].count_until = halves.meter_split
         limiters[1].count_from = halves.meter_split - halves.render_start
+    history = HISTORY_HOPS * halves.hop
     first = _Part(
         encoders[0], 0, (0, halves.first_end), (0, halves.meter_split), limiters[0], meter,
-        sample_rate,
+        sample_rate, history,
     )  # fmt: skip
     second = _Part(
         encoders[1], halves.render_start, (halves.second_start, frames),
-        (halves.meter_split, frames), limiters[1], meter, sample_rate,
+        (halves.meter_split, frames), limiters[1], meter, sample_rate, history,
     )  # fmt: skip
     stop = threading.Event()
     failure: list[BaseException] = []
@@ -277,8 +274,6 @@ def encode_halves(
         if failure:
             raise failure[0]
         if second.done != frames - halves.second_start or first.done != halves.first_end:
-            from prtvoice.errors import EncoderError
-
             raise EncoderError(
                 f"the renderer gave {first.done} + {second.done} frames, the halves need "
                 f"{halves.first_end} + {frames - halves.second_start}"

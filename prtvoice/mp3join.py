@@ -36,6 +36,9 @@ from pathlib import Path
 
 FRAME = 576  # samples per MPEG-2/2.5 Layer III frame (one granule)
 DECODER_DELAY = 529  # samples every Layer III decoder adds before the encoder's delay
+# LAME's own delay (576, which its Info frame records) and the decoder's: frame c of a
+# stream holds the input's samples from FRAME * c - LAME_DELAY.
+LAME_DELAY = 576 + DECODER_DELAY
 _KBITS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 _RATES = {2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # version bits 10: MPEG-2, 00: 2.5
 _SIDE_INFO = 9  # bytes of side information in an MPEG-2 mono frame
