@@ -86,6 +86,7 @@ def preload() -> None:
     import soxr  # noqa: F401 - the first clip's resampler
 
     from prtvoice import keys, live, player, render, resume, session, sounds  # noqa: F401
+    from prtvoice.tts import bank  # noqa: F401 - the voice bank (lazy in prtvoice.tts)
 
 
 def _one_blas_thread() -> None:

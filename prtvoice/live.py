@@ -163,8 +163,9 @@ class LiveSession:
         self._offset = 0
         self._window_lock = threading.Lock()
         self._handles: list = []
-        self._requests: list = []
+        self._requests: list = []  # the session's speech in order, listed as needed
         self._request_index: dict = {}
+        self._unlisted: Iterator | None = None  # the requests not listed yet
         self._prefetched = 0
         self._prefetch_generation = 0
         self._kick: threading.Thread | None = None
@@ -461,8 +462,10 @@ class LiveSession:
         with self._window_lock:
             self._prefetch_generation += 1
             generation = self._prefetch_generation
-            self._requests = list(speech_requests(rest, self.options))
-            self._request_index = {request: i for i, request in enumerate(self._requests)}
+            # Listed as the window needs them: a 2 h session has ~600 requests, and
+            # listing them all first held up its first clip (~5 ms of the first sound).
+            self._requests, self._request_index = [], {}
+            self._unlisted = speech_requests(rest, self.options)
             self._prefetched = 0
         # In a thread of its own: starting a prefetch resolves voices, which on
         # a cold cache waits for the speech worker's voice list, and a session
@@ -489,6 +492,7 @@ class LiveSession:
                 return  # a newer open() started its own window
             if background is None or upto <= self._prefetched:
                 return
+            self._list_upto(upto)
             batch = self._requests[self._prefetched : upto]
             self._prefetched = max(self._prefetched, upto)
             if batch:
@@ -501,9 +505,24 @@ class LiveSession:
                     # window, so the layout's own request raises it in order.
                     self._prefetched = 0
 
+    def _list_upto(self, upto: int | None) -> None:
+        """List the session's requests up to `upto` (None: all); holding _window_lock."""
+        unlisted = self._unlisted
+        while unlisted is not None and (upto is None or len(self._requests) < upto):
+            request = next(unlisted, None)
+            if request is None:
+                self._unlisted = unlisted = None
+                break
+            self._request_index[request] = len(self._requests)
+            self._requests.append(request)
+
     def _laid_out(self, key) -> None:
         """The layout reached this clip: keep the prefetch window ahead of it."""
-        index = self._request_index.get(key)
+        with self._window_lock:
+            index = self._request_index.get(key)
+            if index is None and self._unlisted is not None:
+                self._list_upto(None)  # beyond the window: the layout ran ahead of it
+                index = self._request_index.get(key)
         if index is not None and index + PREFETCH_AHEAD // 2 >= self._prefetched:
             self._prefetch_upto(index + PREFETCH_AHEAD)
 

@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeSpeech
 
 from prtvoice.live import LiveSession
-from prtvoice.plan import plan_script
+from prtvoice.plan import plan_script, speech_requests
 from prtvoice.player import Controller
 from prtvoice.render import render
 from prtvoice.script import load_script
@@ -272,6 +272,52 @@ def test_prefetch_keeps_a_window_ahead_instead_of_the_whole_session(script_dir, 
         assert asked >= min(60, laid + PREFETCH_AHEAD // 2)  # ...and never behind it
     flat = [text for batch in speech.background for text in batch]
     assert flat == [f"Line number {n}." for n in range(1, 61)]  # each once, in order
+
+
+def test_the_first_window_goes_out_before_the_rest_of_a_long_session_is_listed(
+    script_dir, options, monkeypatch
+):
+    # A 2 h session speaks ~600 lines: listing them all before asking for the
+    # first ones held up play's first sound.
+    from prtvoice import live as live_module
+    from prtvoice.live import PREFETCH_AHEAD
+
+    listed = []
+
+    def counting(script, opts):
+        for request in speech_requests(script, opts):
+            listed.append(request)
+            yield request
+
+    monkeypatch.setattr(live_module, "speech_requests", counting)
+    path = script_dir / "long.yaml"
+    path.write_text(
+        "prtvoice: 1\ntitle: Long\nkind: custom\nsections:\n  - title: All\n    steps:\n"
+        "      - repeat: 600\n        steps:\n          - say: Line number {n}.\n"
+        "          - pause: 1s\n"
+    )
+    listed_when_asked = []
+
+    class Spy(LazySpeech):
+        def prefetch_background(self, requests):
+            listed_when_asked.append(len(listed))
+            return super().prefetch_background(requests)
+
+    speech = Spy()
+    live = LiveSession(
+        load_script(path), options=options, voices=speech, sounds=SoundBank(sample_rate=SR)
+    )
+    live.warm(0)
+    assert live.prefetch_started(timeout=10)
+    assert speech.background == [[f"Line number {n}." for n in range(1, PREFETCH_AHEAD + 1)]]
+    assert listed_when_asked == [PREFETCH_AHEAD]
+    _start, blocks = live.open(0)
+    for _ in range(40):  # the window still follows the layout
+        next(blocks)
+    flat = [text for batch in speech.background for text in batch]
+    assert flat == [f"Line number {n}." for n in range(1, len(flat) + 1)]
+    assert len(flat) >= len(speech.done) + PREFETCH_AHEAD // 2
+    live.close()
 
 
 class SpeechNotYet(LazySpeech):
