@@ -87,7 +87,7 @@ def test_rate_and_voice_are_part_of_the_key(counting, tmp_path):
     assert counting.calls == 3
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "header"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "header", "rate", "extra"])
 def test_damaged_entry_is_rebuilt(counting, tmp_path, damage):
     bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
     clip = bank.clip(TEXTS[0], CALM, "en")
@@ -99,6 +99,9 @@ def test_damaged_entry_is_rebuilt(counting, tmp_path, damage):
             "garbage": b"not a wav" * 100,
             "empty": b"",
             "header": data[:44],
+            # A header for another sample rate; one byte past the samples.
+            "rate": data[:24] + (SR // 2).to_bytes(4, "little") + data[28:],
+            "extra": data + b"\0",
         }[damage]
     )
     fresh = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
@@ -186,3 +189,25 @@ def test_command_engine_clips_through_the_bank(tmp_path):
     bank = VoiceBank(engine=engine, cache_dir=tmp_path, sample_rate=SR)
     assert bank.resolve(CALM, "en") == "en-us"
     assert bank.frames("Hello there.", CALM, "en") > 0.3 * SR
+
+
+@pytest.mark.parametrize("rate", [22050, 44100, 48000])
+def test_a_stored_clip_reads_back_through_the_short_path_unchanged(tmp_path, rate):
+    # load() reads files exactly as store() writes them in one go; the header it
+    # expects must be the wave module's, or every read would take the long path.
+    import wave
+
+    from prtvoice.tts.cache import ClipCache, pcm_header
+
+    cache = ClipCache(tmp_path, sample_rate=rate)
+    clip = (np.sin(np.arange(rate // 3) * 0.05) * 0.8).astype(np.float32).reshape(-1, 1)
+    clip[::97] = -1.0  # the extremes too
+    stored = cache.store("ab" + "0" * 30, clip)
+    path = cache.path("ab" + "0" * 30)
+    with wave.open(str(path), "rb") as f:
+        frames = f.getnframes()
+    assert path.read_bytes()[:44] == pcm_header(rate, frames)
+    loaded = cache.load("ab" + "0" * 30)
+    np.testing.assert_array_equal(loaded, stored)
+    np.testing.assert_array_equal(loaded, cache._load_checked("ab" + "0" * 30))
+    assert loaded.dtype == np.float32 and loaded.shape == (frames, 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import wave
 from pathlib import Path
@@ -86,6 +87,23 @@ class ClipCache:
 
     def load(self, key: str) -> np.ndarray | None:
         """The stored clip as float32 (frames, 1); None if missing or damaged."""
+        # An export reads each clip back once per pass (~250 reads at 20 min): one
+        # read and one conversion for a file exactly as `store` writes it, ~0.15 ms
+        # instead of ~0.5 ms through `wave` twice. Anything else takes the general path.
+        try:
+            data = self.path(key).read_bytes()
+        except OSError:
+            data = b""
+        frames = (len(data) - HEADER_BYTES) // 2
+        if frames > 0 and data[:HEADER_BYTES] == pcm_header(self.sample_rate, frames) and (
+            len(data) == HEADER_BYTES + 2 * frames
+        ):
+            pcm = np.frombuffer(data, dtype="<i2", offset=HEADER_BYTES)
+            # x 2**-15 is exact, so the same floats as the division below.
+            return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32).reshape(-1, 1)
+        return self._load_checked(key)
+
+    def _load_checked(self, key: str) -> np.ndarray | None:
         frames = self.frames(key)
         if frames is None:
             return None
@@ -126,6 +144,15 @@ class ClipCache:
 
     def discard(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+
+def pcm_header(sample_rate: int, frames: int) -> bytes:
+    """The 44-byte header the wave module writes for 16-bit mono PCM of `frames` samples."""
+    data = 2 * frames
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1,
+        sample_rate, 2 * sample_rate, 2, 16, b"data", data,
+    )  # fmt: skip
 
 
 def _unwritable(root: Path, exc: OSError) -> VoiceError:
