@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prtvoice import atomic, mp3join
+from prtvoice import atomic, forked, mp3join
 from prtvoice.encode import SECOND_HALF, Encoder, Format, encoder_command, format_for
 from prtvoice.errors import EncoderError, Interrupted, OutputExistsError
 from prtvoice.ffmpeg import find_ffmpeg
@@ -62,6 +62,7 @@ from prtvoice.loudness import (
     gated_loudness,
 )
 from prtvoice.options import Options
+from prtvoice.pass1 import measure_in_two
 from prtvoice.plan import Plan
 from prtvoice.tags import chapters_for, ffmetadata, tags_for, write_id3, write_vorbis_chapters
 from prtvoice.transcript import render_transcript
@@ -85,6 +86,9 @@ LOUDNESS_TOLERANCE_LU = 0.05  # a limited export lands this close to the target
 ONE_PASS_TOLERANCE_LU = 0.1
 FIT_TOLERANCE_LU = 0.01  # the span fit aims closer still: the encoding pass then never repeats
 FIT_STEPS = 5
+# The span fit hands half of its spans to a helper process only from this much
+# audio to re-render on: a fork costs a few milliseconds.
+FIT_FORK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,7 @@ def _fit_in_spans(
     target: float,
     frames: int,
     sample_rate: int,
+    helpers: bool = False,
 ) -> tuple[Loudness, tuple[float, float] | None, int]:
     """The limited gain that lands on `target`, re-rendering only what the limiter touches.
 
@@ -296,7 +301,8 @@ def _fit_in_spans(
     stream's (to ~1e-9 dB). Secant steps on the gain, at most FIT_STEPS of them.
 
     Returns the decision, the last (gain, loudness) point before it (None when
-    the first gain landed) and how many frames were re-rendered.
+    the first gain landed) and how many frames were re-rendered. `helpers`: half of
+    the spans are re-rendered at once by a forked helper (prtvoice.forked).
     """
     hop = pass1.hop
     energies = pass1.hop_energies()
@@ -304,22 +310,39 @@ def _fit_in_spans(
     ceiling = from_db(decision.limit_db)
     rendered = 0
 
-    def loudness_at(gain_db: float) -> float:
-        nonlocal rendered
-        unity_ceiling = ceiling / from_db(gain_db)
-        hops = energies.copy()
-        for first, last in _hot_runs(peaks > unity_ceiling):
-            begin = max(0, first - 1) * hop  # a settling hop before the run
-            end = min((last + 1) * hop, frames)  # and the look-ahead after it
+    def bounds(first: int, last: int) -> tuple[int, int]:
+        # A settling hop before the run, and the look-ahead after it.
+        return max(0, first - 1) * hop, min((last + 1) * hop, frames)
+
+    def fresh_energies(runs: list[tuple[int, int]], unity_ceiling: float) -> list[np.ndarray]:
+        out = []
+        for first, last in runs:
+            begin, end = bounds(first, last)
             limiter = PeakLimiter(ceiling=unity_ceiling, sample_rate=sample_rate)
             meter = LoudnessMeter(sample_rate=sample_rate)
             for block in span(begin, end):
                 meter.add(limiter.process(block))
             meter.add(limiter.finish())
-            rendered += end - begin
-            fresh = meter.hop_energies()
             skip = first - begin // hop
-            hops[first:last] = fresh[skip : skip + (last - first)]
+            out.append(meter.hop_energies()[skip : skip + (last - first)])
+        return out
+
+    def loudness_at(gain_db: float) -> float:
+        nonlocal rendered
+        unity_ceiling = ceiling / from_db(gain_db)
+        hops = energies.copy()
+        runs = _hot_runs(peaks > unity_ceiling)
+        sizes = np.array([end - begin for begin, end in (bounds(*run) for run in runs)], int)
+        rendered += int(sizes.sum())
+        # Half of the frames to re-render in a helper process (prtvoice.forked).
+        cut = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)) if len(runs) else 0
+        mine, theirs = forked.both(
+            lambda: fresh_energies(runs[:cut], unity_ceiling),
+            lambda: fresh_energies(runs[cut:], unity_ceiling),
+            fork=helpers and sizes.sum() >= FIT_FORK_SECONDS * sample_rate,
+        )  # fmt: skip
+        for (first, last), fresh in zip(runs, mine + theirs):
+            hops[first:last] = fresh
         return gain_db + gated_loudness(hops, hop=hop)
 
     gain = decision.gain_db
@@ -477,7 +500,7 @@ def export_plan(
             else:
                 outcome = _two_passes(
                     blocks, command=command, frames=plan.frames, sample_rate=sr,
-                    options=options, fmt=fmt, progress=progress, two=two,
+                    options=options, fmt=fmt, progress=progress, two=two, helpers=encoders >= 2,
                     done=plan.frames if recalled is not None else 0,
                 )  # fmt: skip
                 if recalled is not None:  # the pass that missed counts too
@@ -701,7 +724,10 @@ def _measure_then_encode(
     fmt: Format,
     progress: Progress | None,
     done: int,
+    helpers: bool = False,
 ) -> _Outcome:
+    """Pass 1, the gain, the encoding pass(es). `helpers`: pass 1 may take a second
+    core (a forked helper, prtvoice.pass1)."""
     sr = sample_rate
     total = done + 2 * frames
     limiting = False
@@ -709,7 +735,13 @@ def _measure_then_encode(
     # The true peak (~40 % of a measuring pass) only tells whether the gain needs
     # the limiter; the sample peak (a lower bound of it) usually says so already:
     # eSpeak's peaks stand ~19 dB over its loudness. Measured apart only otherwise.
-    measured, pass1 = _measure(
+    span = getattr(blocks, "span", None)
+    split = None
+    if helpers and span is not None:  # the second half on the other core (prtvoice.pass1)
+        split = measure_in_two(
+            span, frames=frames, sample_rate=sr, progress=progress, done=done, total=total
+        )
+    measured, pass1 = split or _measure(
         blocks, frames=frames, sample_rate=sr, progress=progress, done=done, total=total,
         true_peak=False,
     )  # fmt: skip
@@ -719,7 +751,6 @@ def _measure_then_encode(
         measured = replace(measured, true_peak_db=_true_peak(blocks, sample_rate=sr))
     decision = decide_gain(measured, options=options, fmt=fmt)
     point: tuple[float, float] | None = None
-    span = getattr(blocks, "span", None)
     if decision.limit_db is not None and span is not None:
         # Limiting takes some loudness off the peaks, the more the higher the gain:
         # find the gain that makes up for it on the few spans the limiter touches.
@@ -727,8 +758,9 @@ def _measure_then_encode(
         # pass measures only its peaks.
         limiting = True
         decision, point, fit_frames = _fit_in_spans(
-            span, decision, pass1, target=options.loudness_lufs, frames=frames, sample_rate=sr
-        )
+            span, decision, pass1, target=options.loudness_lufs, frames=frames, sample_rate=sr,
+            helpers=helpers,
+        )  # fmt: skip
     elif decision.limit_db is not None:
         # Limiting takes some loudness off the peaks, the more the higher the
         # gain. Measure the limited stream (loudness only, no encoding) and

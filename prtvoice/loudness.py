@@ -26,6 +26,7 @@ import functools
 import math
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,15 @@ def _interpolator() -> tuple[np.ndarray, float]:
     taps = lowpass_taps(2 * _HALF + 1, 1.0 / _OVERSAMPLE, beta=5.0) * _OVERSAMPLE
     bound = max(float(np.abs(taps[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
     return taps, bound
+
+
+class MeterPart(NamedTuple):
+    """A LoudnessMeter's findings over a later part of a stream (`LoudnessMeter.part`)."""
+
+    hops: np.ndarray  # sum of squares per finished hop
+    peaks: np.ndarray | None  # sample peak per finished hop (hop_peaks=True)
+    frames: int
+    pending: tuple[float, int, float]  # the unfinished last hop: squares, frames, peak
 
 
 class LoudnessMeter:
@@ -80,6 +90,8 @@ class LoudnessMeter:
 
     def add(self, block: np.ndarray) -> None:
         """Measure the next block (float, shape (frames,) or (frames, 1))."""
+        if self._weighting is None:
+            raise ValueError("this meter was followed by a later part: it takes no more blocks")
         x = np.asarray(block, dtype=np.float64).reshape(-1)
         self.frames += len(x)
         if not x.any() and self._weighting.settled():
@@ -132,6 +144,34 @@ class LoudnessMeter:
             at += whole * hop
         if at < len(magnitude):
             self._pending_peak = max(self._pending_peak, float(magnitude[at:].max()))
+
+    def part(self) -> MeterPart:
+        """What this meter found, to append to the meter of the stream's earlier part
+        (`followed_by`); small and picklable (it crosses a pipe from a helper process)."""
+        return MeterPart(
+            hops=np.asarray(self._hops, dtype=np.float64),
+            peaks=None if self._peaks is None else np.asarray(self._peaks, dtype=np.float64),
+            frames=self.frames,
+            pending=(self._pending, self._pending_frames, self._pending_peak),
+        )
+
+    def followed_by(self, later: MeterPart) -> None:
+        """Take in the measurement of the rest of the stream, made apart: by a meter
+        `settle`d on the samples just before it, this one having ended on a hop boundary.
+
+        The hop energies are then one meter's over the whole (to float rounding). The
+        meter is closed: its filter state is not the stream's end, so `add` refuses.
+        """
+        if self._pending_frames:
+            raise ValueError("the earlier part must end on a hop boundary")
+        if (self._peaks is None) != (later.peaks is None):
+            raise ValueError("both parts must keep hop peaks, or neither")
+        self._hops.extend(later.hops.tolist())
+        if self._peaks is not None and later.peaks is not None:
+            self._peaks.extend(later.peaks.tolist())
+        self.frames += later.frames
+        self._pending, self._pending_frames, self._pending_peak = later.pending
+        self._weighting = None  # type: ignore[assignment]
 
     @property
     def hop(self) -> int:

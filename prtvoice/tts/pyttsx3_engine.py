@@ -47,6 +47,9 @@ class Worker:
         except OSError as exc:
             raise VoiceError(f"could not start the speech worker: {exc}") from exc
         self._buffer = b""
+        # A forked copy of this process (prtvoice.forked) shares the worker's pipes:
+        # a request from it would take replies meant for this one. It gets an error.
+        self._owner = os.getpid()
         self._start_timeout = timeout
         self._ready = False
         if wait:
@@ -68,6 +71,7 @@ class Worker:
 
     def send(self, request: dict, *, what: str) -> None:
         """Queue one request (the worker reads it once started); `receive` its reply."""
+        self._check_owner(what)
         try:
             self.process.stdin.write((json.dumps(request) + "\n").encode("utf-8"))
             self.process.stdin.flush()
@@ -76,8 +80,13 @@ class Worker:
             self.kill()
             raise VoiceError(f"the speech worker died before {what}{tail}") from None
 
+    def _check_owner(self, what: str) -> None:
+        if os.getpid() != self._owner:
+            raise VoiceError(f"the speech worker belongs to another process ({what})")
+
     def receive(self, *, timeout: float, what: str) -> dict:
         """The next reply (after checking, once, that the worker started)."""
+        self._check_owner(what)
         self._wait_ready()
         return self._read(timeout, what)
 
@@ -118,6 +127,8 @@ class Worker:
         return self.process.poll() is None
 
     def kill(self) -> None:
+        if os.getpid() != self._owner:
+            return  # a forked copy's failure is not the worker's: it stays the parent's
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
@@ -128,6 +139,8 @@ class Worker:
 
     def close(self) -> None:
         """Ask the worker to leave (end of input), kill it if it lingers."""
+        if os.getpid() != self._owner:
+            return
         try:
             self.process.stdin.close()
             self.process.wait(timeout=2)
