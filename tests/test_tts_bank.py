@@ -211,3 +211,77 @@ def test_a_stored_clip_reads_back_through_the_short_path_unchanged(tmp_path, rat
     np.testing.assert_array_equal(loaded, stored)
     np.testing.assert_array_equal(loaded, cache._load_checked("ab" + "0" * 30))
     assert loaded.dtype == np.float32 and loaded.shape == (frames, 1)
+
+
+def test_engine_files_go_to_one_private_folder_that_is_left_empty_and_removed(
+    counting, tmp_path
+):
+    seen = []
+
+    class Watching(Counting):
+        def synthesize(self, text, **kwargs):
+            seen.append(kwargs["out"])
+            if text == "fails":
+                kwargs["out"].write_bytes(b"half a file")
+                raise VoiceError("the engine broke")
+            super().synthesize(text, **kwargs)
+
+    bank = VoiceBank(engine=Watching(counting.inner), cache_dir=tmp_path / "c", sample_rate=SR)
+    bank.prefetch([(t, CALM, "en") for t in TEXTS[:3]])
+    with pytest.raises(VoiceError, match="broke"):
+        bank.clip("fails", CALM, "en")
+    folder = seen[0].parent
+    assert {p.parent for p in seen} == {folder} and len(set(seen)) == 4  # a name per clip
+    assert folder.is_dir() and not any(folder.iterdir())  # each engine WAV read, then gone
+    bank.close()
+    assert not folder.exists()
+
+
+def _reference_shape(samples, engine_rate, sample_rate):
+    """The clip shaping as first written, all in float64: the specification."""
+    import soxr
+
+    from prtvoice.tts.clip import FADE_SECONDS, LEAD_SECONDS, SILENCE, TAIL_SECONDS
+
+    loud = np.flatnonzero(np.abs(samples) > SILENCE)
+    start = max(0, int(loud[0]) - round(LEAD_SECONDS * engine_rate))
+    end = min(samples.size, int(loud[-1]) + 1 + round(TAIL_SECONDS * engine_rate))
+    clip = samples[start:end].astype(np.float64)
+    fade = min(round(FADE_SECONDS * engine_rate), clip.size // 2)
+    if fade > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, endpoint=False))
+        clip[:fade] *= ramp
+        clip[clip.size - fade :] *= ramp[::-1]
+    if engine_rate != sample_rate:
+        clip = soxr.resample(clip, engine_rate, sample_rate, quality="HQ")
+    return np.clip(clip, -1.0, 1.0).astype(np.float32).reshape(-1, 1)
+
+
+def test_shaping_gives_exactly_the_float64_reference(real_engine, tmp_path):
+    # Clips are cached by what they are asked, not by how they were shaped: a
+    # faster shaping must give the very same samples, or old caches would disagree.
+    from prtvoice.tts.clip import read_engine_wav, shape_clip
+
+    voice = real_engine.voices()[0].id
+    inputs = []
+    for n, text in enumerate([*TEXTS[:3], "Hi.", "A"]):
+        out = tmp_path / f"{n}.wav"
+        real_engine.synthesize(text, voice_id=voice, rate=0.62, volume=1.0, out=out)
+        samples, rate = read_engine_wav(out)
+        pcm = np.frombuffer(out.read_bytes()[44:], dtype="<i2")
+        np.testing.assert_array_equal(samples, (pcm / 32768.0).astype(np.float32))
+        inputs.append((samples, rate))
+    rng = np.random.default_rng(4)
+    for _ in range(40):  # odd shapes: short, loud past full scale, a lone click
+        x = (rng.standard_normal(int(rng.integers(1, 2000))) * rng.choice([0.3, 2.0])).astype(
+            np.float32
+        )
+        x[: int(rng.integers(0, len(x)))] = 0
+        x[-1] = 0.9
+        inputs.append((x, 22050))
+    for samples, rate in inputs:
+        for sample_rate in (rate, 44100):
+            got = shape_clip(samples, engine_rate=rate, sample_rate=sample_rate)
+            want = _reference_shape(samples, rate, sample_rate)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)

@@ -140,7 +140,7 @@ class ClipCache:
             if isinstance(exc, OSError):  # a full disk, a read-only cache folder
                 raise _unwritable(self.root, exc) from exc
             raise
-        return (pcm.astype(np.float32) / 32768.0).reshape(-1, 1)
+        return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32).reshape(-1, 1)
 
     def discard(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

@@ -62,8 +62,9 @@ def _read_pcm16_mono(path: Path) -> tuple[np.ndarray, int] | None:
         return None
     if not data:
         return None
-    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float64)
-    return (samples / 32768.0).astype(np.float32), int(rate)
+    pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+    # x 2**-15 in one float32 pass: exact, so the same floats as dividing in float64.
+    return np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32), int(rate)
 
 
 def shape_clip(samples: np.ndarray, *, engine_rate: int, sample_rate: int) -> np.ndarray:
@@ -72,19 +73,30 @@ def shape_clip(samples: np.ndarray, *, engine_rate: int, sample_rate: int) -> np
     Returns float32 (frames, 1) in -1..1; the same input always gives the
     same output. VoiceError when the engine produced only silence.
     """
-    import soxr
-
-    loud = np.flatnonzero(np.abs(samples) > SILENCE)
-    if loud.size == 0:
+    loud = np.abs(samples) > SILENCE
+    if not loud.any():
         raise VoiceError("the speech engine returned only silence")
-    start = max(0, int(loud[0]) - round(LEAD_SECONDS * engine_rate))
-    end = min(samples.size, int(loud[-1]) + 1 + round(TAIL_SECONDS * engine_rate))
-    clip = samples[start:end].astype(np.float64)
-    fade = min(round(FADE_SECONDS * engine_rate), clip.size // 2)
-    if fade > 0:
-        ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, endpoint=False))
-        clip[:fade] *= ramp
-        clip[clip.size - fade :] *= ramp[::-1]
+    first, last = int(loud.argmax()), len(loud) - 1 - int(loud[::-1].argmax())
+    start = max(0, first - round(LEAD_SECONDS * engine_rate))
+    end = min(samples.size, last + 1 + round(TAIL_SECONDS * engine_rate))
+    fade = min(round(FADE_SECONDS * engine_rate), (end - start) // 2)
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade, endpoint=False)) if fade else None
     if engine_rate != sample_rate:
+        import soxr
+
+        clip = samples[start:end].astype(np.float64)
+        if ramp is not None:
+            clip[:fade] *= ramp
+            clip[clip.size - fade :] *= ramp[::-1]
         clip = soxr.resample(clip, engine_rate, sample_rate, quality="HQ")
-    return np.clip(clip, -1.0, 1.0).astype(np.float32).reshape(-1, 1)
+        return np.clip(clip, -1.0, 1.0).astype(np.float32).reshape(-1, 1)
+    # At the engine's own rate (every export): float32 throughout, the fades in
+    # float64 as above. The same floats: float32 samples widen exactly, and clipping
+    # to +-1 and rounding to float32 commute. Half the main process's CPU per clip
+    # went to these conversions while the speech workers needed both cores.
+    clip = np.array(samples[start:end], dtype=np.float32)
+    if ramp is not None:
+        clip[:fade] = clip[:fade] * ramp
+        clip[clip.size - fade :] = clip[clip.size - fade :] * ramp[::-1]
+    np.clip(clip, -1.0, 1.0, out=clip)
+    return clip.reshape(-1, 1)
