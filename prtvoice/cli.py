@@ -409,11 +409,13 @@ def export(
                 raise InputError(f"--format {chosen.name} does not match -o {output} "
                                  f"(a {suffix_format.name} name)")
             session.check_minutes(minutes)
-            # ffmpeg and its encoder for the format, before any speech is synthesized.
-            from prtvoice.encode import choose_encoder
+            # ffmpeg and its encoder for the format, before any speech is synthesized:
+            # asked on a thread while the rest is checked and imported (ffmpeg takes
+            # ~0.1 s to answer on a fresh cache), answered before the script is read.
+            from prtvoice.encode import choose_encoder_soon
             from prtvoice.ffmpeg import find_ffmpeg
 
-            choose_encoder(chosen, find_ffmpeg())
+            encoder_found = choose_encoder_soon(chosen, find_ffmpeg())
             # Where everything goes, checked (exists? --force? writable?) before any work.
             if not batch:
                 target = output if output is not None else Path(sources[0].stem + chosen.suffix)
@@ -439,6 +441,7 @@ def export(
                                                 vars_file=vars_file, minutes=minutes)
             show = not quiet and sys.stderr.isatty()
             _import_for_export()
+            encoder_found()  # EncoderError: no such encoder in this ffmpeg
         except BaseException:
             if engine is not None:
                 engine.close()

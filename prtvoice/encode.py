@@ -27,7 +27,7 @@ import os
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +221,32 @@ def choose_encoder(fmt: Format, ffmpeg: str) -> str:
         f"{ffmpeg} cannot encode {fmt.name}: it has no {' or '.join(fmt.encoders)} encoder; "
         "install a full ffmpeg (apt install ffmpeg) or choose another --format"
     )
+
+
+def choose_encoder_soon(fmt: Format, ffmpeg: str) -> Callable[[], str]:
+    """`choose_encoder` on a thread; call what it returns for the answer (or its error).
+
+    On a fresh cache asking ffmpeg takes ~0.1 s, nearly all of it in ffmpeg's own
+    process: a caller checks the rest of its input meanwhile.
+    """
+    box: dict[str, object] = {}
+
+    def ask() -> None:
+        try:
+            box["encoder"] = choose_encoder(fmt, ffmpeg)
+        except BaseException as exc:  # raised again by the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=ask, name="prtvoice-encoders", daemon=True)
+    thread.start()
+
+    def answer() -> str:
+        thread.join()
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return str(box["encoder"])
+
+    return answer
 
 
 def encoder_command(

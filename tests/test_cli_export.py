@@ -235,3 +235,31 @@ def test_a_reexport_of_a_broken_script_stops_its_early_ffmpegs(script, tmp_path,
     assert all(e._process.poll() is not None for e in made)  # none left waiting
     assert sorted(p.name for p in target.parent.iterdir()) == ["s.mp3"]  # no partial files
     assert target.read_bytes() == before
+
+
+def test_an_ffmpeg_without_the_encoder_stops_the_export_before_any_speech(
+    script, tmp_path, monkeypatch
+):
+    # ffmpeg's encoders are asked on a thread while the rest is checked: its answer
+    # still comes before the script is read, and its error is the one reported.
+    from prtvoice.encode import available_encoders
+    from prtvoice.ffmpeg import find_ffmpeg
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho ' A....D flac   FLAC'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PRTVOICE_FFMPEG", str(fake))
+    find_ffmpeg.cache_clear()
+    available_encoders.cache_clear()
+    try:
+        events, engines = _watch_the_engine(monkeypatch)
+        result = run("export", str(script), "-o", str(tmp_path / "s.mp3"))
+    finally:
+        find_ffmpeg.cache_clear()
+        available_encoders.cache_clear()
+    assert result.exit_code == 5  # ffmpeg's (ExitStatus.ENCODER)
+    assert "cannot encode mp3" in result.output and "no libmp3lame" in result.output
+    assert "Traceback" not in result.output
+    assert events == ["engine", "encoder"]  # the script was never read
+    assert _workers_gone(engines[0])
+    assert not list(tmp_path.glob("s.*"))

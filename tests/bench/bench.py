@@ -148,10 +148,17 @@ def child_prtvoice(script: str, out: str) -> dict:
     from prtvoice.encode import format_for
 
     fmt = format_for("mp3")
+    # ffmpeg's encoders are checked where the command line checks them (on a fresh
+    # cache this asks ffmpeg; the export then reads the kept answer).
+    from prtvoice.encode import choose_encoder_soon
+    from prtvoice.ffmpeg import find_ffmpeg
+
+    encoder_found = choose_encoder_soon(fmt, find_ffmpeg())
     kinds = ("lrc", "srt")
     target = Path(out)
     exporting.check_targets(exporting.target_paths(target, kinds), force=True)
     options = session.options_from(load_config(), format=fmt.name).for_export()
+    encoder_found()
     script_ = session.load(script)
     voices = session.voice_bank(load_config(), options, engine=engine)
     sounds = session.sound_bank(options)
