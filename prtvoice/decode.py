@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prtvoice import procwait
 from prtvoice.errors import EncoderError, SoundError
 from prtvoice.ffmpeg import find_ffmpeg
 
@@ -82,7 +83,7 @@ def decode_file(
                 process.kill()  # we stopped reading: do not wait for the rest
             process.stdout.close()
             try:
-                process.wait(timeout=timeout)
+                procwait.wait(process, timeout=timeout)
             except subprocess.TimeoutExpired:
                 stop()
                 process.wait()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prtvoice import procwait
 from prtvoice.errors import EncoderError
 
 
@@ -361,7 +362,7 @@ class Encoder:
             assert self._process.stdin is not None
             self._process.stdin.write(data)
         except (BrokenPipeError, OSError) as exc:
-            self._process.wait(timeout=self.timeout)
+            procwait.wait(self._process, timeout=self.timeout)
             raise EncoderError(self._failure("stopped taking audio")) from exc
 
     def close(self) -> None:
@@ -372,7 +373,7 @@ class Encoder:
         except (BrokenPipeError, OSError):
             pass
         try:
-            code = self._process.wait(timeout=self.timeout)
+            code = procwait.wait(self._process, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise EncoderError(f"ffmpeg did not finish within {self.timeout:g} s") from None
@@ -384,7 +385,7 @@ class Encoder:
         if self._process.poll() is None:
             self._process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=10)
+            procwait.wait(self._process, timeout=10)
         if self._process.stdin:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from prtvoice import procwait
 from prtvoice.errors import VoiceError
 from prtvoice.tts.engine import CALM_WPM, VoiceInfo, words_per_minute
 
@@ -143,7 +144,7 @@ class Worker:
             return
         try:
             self.process.stdin.close()
-            self.process.wait(timeout=2)
+            procwait.wait(self.process, timeout=2)
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill()
