@@ -371,6 +371,11 @@ def export(
         # cache (~0.15 s), numpy, the script. Stopped if any of them fails.
         engine = _first_engine(scripts)
         try:
+            from prtvoice.ffmpeg import encoders_soon  # (no numpy: the thread starts first)
+
+            # ffmpeg's encoders are asked on a thread (~0.1 s on a fresh cache, in
+            # ffmpeg's own process) while the imports and checks below go on.
+            encoders_known = encoders_soon()
             from prtvoice import atomic, session
             from prtvoice import export as exporting
             from prtvoice.encode import format_for, format_from_suffix
@@ -409,13 +414,12 @@ def export(
                 raise InputError(f"--format {chosen.name} does not match -o {output} "
                                  f"(a {suffix_format.name} name)")
             session.check_minutes(minutes)
-            # ffmpeg and its encoder for the format, before any speech is synthesized:
-            # asked on a thread while the rest is checked and imported (ffmpeg takes
-            # ~0.1 s to answer on a fresh cache), answered before the script is read.
-            from prtvoice.encode import choose_encoder_soon
+            # ffmpeg and its encoder for the format, before any speech is synthesized.
+            from prtvoice.encode import choose_encoder
             from prtvoice.ffmpeg import find_ffmpeg
 
-            encoder_found = choose_encoder_soon(chosen, find_ffmpeg())
+            encoders_known()
+            choose_encoder(chosen, find_ffmpeg())
             # Where everything goes, checked (exists? --force? writable?) before any work.
             if not batch:
                 target = output if output is not None else Path(sources[0].stem + chosen.suffix)
@@ -441,7 +445,6 @@ def export(
                                                 vars_file=vars_file, minutes=minutes)
             show = not quiet and sys.stderr.isatty()
             _import_for_export()
-            encoder_found()  # EncoderError: no such encoder in this ffmpeg
         except BaseException:
             if engine is not None:
                 engine.close()

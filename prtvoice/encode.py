@@ -21,13 +21,10 @@ When a format has its own rate, ffmpeg resamples to it while encoding.
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import os
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +32,9 @@ import numpy as np
 
 from prtvoice import procwait
 from prtvoice.errors import EncoderError
+
+# What an ffmpeg can do is found beside ffmpeg itself (prtvoice.ffmpeg, free of numpy).
+from prtvoice.ffmpeg import available_encoders, ffmpeg_version  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -126,92 +126,6 @@ def format_from_suffix(path: Path) -> Format | None:
     return FORMATS["ogg"] if suffix == ".oga" else None
 
 
-@functools.cache
-def available_encoders(ffmpeg: str) -> frozenset[str]:
-    """The audio encoders the given ffmpeg binary has (`ffmpeg -encoders`).
-
-    Asking costs ~0.1 s (ffmpeg loads all its libraries), on every export
-    before any work: the answer is kept in the cache folder for this binary
-    (its real path, size, modification time and inode), so a changed or replaced
-    ffmpeg is asked again. The kept answer is a hint only: unreadable, it is
-    asked again; unwritable, it is not kept.
-    """
-    identity = _binary_identity(ffmpeg)
-    if identity is not None:
-        kept = _kept_encoders(identity)
-        if kept is not None:
-            return kept
-    names = _ask_encoders(ffmpeg)
-    if identity is not None:
-        _keep_encoders(identity, names)
-    return names
-
-
-def _ask_encoders(ffmpeg: str) -> frozenset[str]:
-    try:
-        result = subprocess.run(
-            [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise EncoderError(f"could not run {ffmpeg}: {exc}") from exc
-    names = set()
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        # Lines look like " A....D libmp3lame  libmp3lame MP3 ..."; the legend lines
-        # have "=" in their second field.
-        if len(parts) >= 2 and parts[0].startswith("A") and "=" not in parts[1]:
-            names.add(parts[1])
-    if not names:
-        raise EncoderError(f"{ffmpeg} lists no audio encoders: is it a working ffmpeg?")
-    return frozenset(names)
-
-
-_ENCODERS_FILE = "ffmpeg-encoders.json"
-
-
-def _binary_identity(ffmpeg: str) -> dict | None:
-    try:
-        real = os.path.realpath(ffmpeg)
-        stat = os.stat(real)
-    except OSError:
-        return None
-    return {"path": real, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
-
-
-def _kept_encoders(identity: dict) -> frozenset[str] | None:
-    from prtvoice import paths
-
-    try:
-        kept = json.loads((paths.cache_dir() / _ENCODERS_FILE).read_text(encoding="utf-8"))
-        if kept.get("binary") != identity:
-            return None
-        names = kept["encoders"]
-        if not names or not all(isinstance(n, str) for n in names):
-            return None
-        return frozenset(names)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-def _keep_encoders(identity: dict, names: frozenset[str]) -> None:
-    from prtvoice import paths
-    from prtvoice.atomic import replace_small_file
-
-    text = json.dumps({"binary": identity, "encoders": sorted(names)}, indent=1)
-    with contextlib.suppress(OSError):  # a read-only cache folder: ask again next time
-        replace_small_file(paths.cache_dir() / _ENCODERS_FILE, text + "\n")
-
-
-@functools.cache
-def ffmpeg_version(ffmpeg: str) -> str:
-    """The first line of `ffmpeg -version` (for `doctor`)."""
-    try:
-        result = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise EncoderError(f"could not run {ffmpeg}: {exc}") from exc
-    return (result.stdout.splitlines() or ["unknown"])[0]
-
-
 def choose_encoder(fmt: Format, ffmpeg: str) -> str:
     """The first of the format's encoders this ffmpeg has; EncoderError if none."""
     have = available_encoders(ffmpeg)
@@ -222,32 +136,6 @@ def choose_encoder(fmt: Format, ffmpeg: str) -> str:
         f"{ffmpeg} cannot encode {fmt.name}: it has no {' or '.join(fmt.encoders)} encoder; "
         "install a full ffmpeg (apt install ffmpeg) or choose another --format"
     )
-
-
-def choose_encoder_soon(fmt: Format, ffmpeg: str) -> Callable[[], str]:
-    """`choose_encoder` on a thread; call what it returns for the answer (or its error).
-
-    On a fresh cache asking ffmpeg takes ~0.1 s, nearly all of it in ffmpeg's own
-    process: a caller checks the rest of its input meanwhile.
-    """
-    box: dict[str, object] = {}
-
-    def ask() -> None:
-        try:
-            box["encoder"] = choose_encoder(fmt, ffmpeg)
-        except BaseException as exc:  # raised again by the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=ask, name="prtvoice-encoders", daemon=True)
-    thread.start()
-
-    def answer() -> str:
-        thread.join()
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return str(box["encoder"])
-
-    return answer
 
 
 def encoder_command(

@@ -143,22 +143,23 @@ def child_prtvoice(script: str, out: str) -> dict:
     from prtvoice.tts.engine import start_engine
 
     engine = start_engine(load_config())  # before the imports and the script, as the CLI does
+    from prtvoice.ffmpeg import encoders_soon
+
+    encoders_known = encoders_soon()  # ffmpeg's encoders, asked meanwhile (as the CLI does)
     from prtvoice import export as exporting
     from prtvoice import session
     from prtvoice.encode import format_for
 
     fmt = format_for("mp3")
-    # ffmpeg's encoders are checked where the command line checks them (on a fresh
-    # cache this asks ffmpeg; the export then reads the kept answer).
-    from prtvoice.encode import choose_encoder_soon
+    from prtvoice.encode import choose_encoder
     from prtvoice.ffmpeg import find_ffmpeg
 
-    encoder_found = choose_encoder_soon(fmt, find_ffmpeg())
+    encoders_known()
+    choose_encoder(fmt, find_ffmpeg())  # where the command line checks it
     kinds = ("lrc", "srt")
     target = Path(out)
     exporting.check_targets(exporting.target_paths(target, kinds), force=True)
     options = session.options_from(load_config(), format=fmt.name).for_export()
-    encoder_found()
     script_ = session.load(script)
     voices = session.voice_bank(load_config(), options, engine=engine)
     sounds = session.sound_bank(options)
