@@ -95,3 +95,23 @@ def pulse_sink():
             else:
                 os.environ[key] = value
         sink.stop()
+
+
+@pytest.fixture(scope="module", params=[None, "pink-noise"], ids=["silent-pauses", "ambience"])
+def long_real(request, tmp_path_factory):
+    """A real ~2.2 min plan (ten sections), with or without an ambience bed: long
+    enough to export in halves and to measure in two processes (test_halves, test_pass1)."""
+    from export_helpers import EspeakVoices, make_plan, session_script
+
+    from prtvoice import export as exporting
+    from prtvoice import halves
+    from prtvoice.sounds import SoundBank
+
+    options = Options(ambience=request.param).for_export()
+    sr = options.sample_rate
+    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"), sample_rate=sr)
+    sounds = SoundBank(sample_rate=sr)
+    plan = make_plan(session_script(10), voices, sounds, options)
+    assert plan.frames > halves.MIN_SECONDS * sr
+    blocks = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
+    return plan, blocks, options

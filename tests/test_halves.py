@@ -13,7 +13,7 @@ import mutagen.id3
 import numpy as np
 import pyloudnorm
 import pytest
-from export_helpers import EspeakVoices, decode, make_plan, session_script
+from export_helpers import decode, make_plan, session_script
 
 from prtvoice import export as exporting
 from prtvoice import halves as halving
@@ -228,18 +228,6 @@ def test_a_failing_half_stops_both_and_the_thread():
 
 
 # -- real exports ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=[None, "pink-noise"], ids=["silent-pauses", "ambience"])
-def long_real(request, tmp_path_factory):
-    """A real ~2.2 min plan (ten sections), with or without an ambience bed."""
-    options = Options(ambience=request.param).for_export()
-    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"), sample_rate=SR)
-    sounds = SoundBank(sample_rate=SR)
-    plan = make_plan(session_script(10), voices, sounds, options)
-    assert plan.frames > halving.MIN_SECONDS * SR
-    blocks = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
-    return plan, blocks, options
 
 
 def test_a_long_mp3_is_encoded_in_halves_into_one_exact_file(long_real, tmp_path):

@@ -1,7 +1,7 @@
 """Pass 1 and the span fit on two cores: the same findings as on one.
 
-The meters' parts on synthetic streams; pass 1 and the fit on a real ~2 min
-plan (eSpeak NG speech, the real renderer), with and without an ambience bed.
+The meters' parts on synthetic streams; pass 1 and the fit on the halves' real
+~2.2 min plan (eSpeak NG speech, the real renderer), with and without ambience.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-from export_helpers import EspeakVoices, make_plan, session_script
 from test_halves import ArraySpan, loud_stream
 
 from prtvoice import export as exporting
@@ -20,7 +19,6 @@ from prtvoice import forked, pass1
 from prtvoice.errors import EncoderError
 from prtvoice.loudness import LoudnessMeter
 from prtvoice.options import Options
-from prtvoice.sounds import SoundBank
 
 SR = Options().export_sample_rate
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: Linux")
@@ -54,28 +52,24 @@ def test_only_a_part_ending_on_a_hop_boundary_is_followed():
         first.followed_by(LoudnessMeter(sample_rate=SR).part())
 
 
-@pytest.fixture(scope="module", params=[None, "pink-noise"], ids=["silent-pauses", "ambience"])
-def real(request, tmp_path_factory):
-    options = Options(ambience=request.param).for_export()
-    voices = EspeakVoices(tmp_path_factory.mktemp("espeak"), sample_rate=SR)
-    sounds = SoundBank(sample_rate=SR)
-    plan = make_plan(session_script(10), voices, sounds, options)
-    assert plan.frames > pass1.MIN_SECONDS * SR
-    blocks = exporting.blocks_from_plan(plan, voices=voices, sounds=sounds, options=options)
-    return plan, blocks
-
-
-@linux
-def test_pass_one_in_two_processes_finds_what_one_pass_finds(real, monkeypatch):
-    plan, blocks = real
-    helpers = []
+@pytest.fixture
+def helpers(monkeypatch) -> list:
+    """The work handed to forked helpers (they still run)."""
+    handed: list = []
     made = forked.Forked
 
     def watched(work):
-        helpers.append(work)
+        handed.append(work)
         return made(work)
 
     monkeypatch.setattr(forked, "Forked", watched)
+    return handed
+
+
+@linux
+def test_pass_one_in_two_processes_finds_what_one_pass_finds(long_real, helpers):
+    # The real ~2.2 min plan of the halves' tests, with and without an ambience bed.
+    plan, blocks, _ = long_real
     one, one_meter = exporting._measure(
         blocks, frames=plan.frames, sample_rate=SR, true_peak=False
     )
@@ -97,8 +91,8 @@ def test_pass_one_in_two_processes_finds_what_one_pass_finds(real, monkeypatch):
 
 
 @linux
-def test_a_helper_that_fails_is_done_here_with_the_same_result(real, monkeypatch):
-    plan, blocks = real
+def test_a_helper_that_fails_is_done_here_with_the_same_result(long_real, monkeypatch):
+    plan, blocks, _ = long_real
     expected = pass1.measure_in_two(blocks.span, frames=plan.frames, sample_rate=SR)
 
     class Dies(forked.Forked):
@@ -132,16 +126,8 @@ def test_a_renderer_short_of_the_plan_is_an_error():
 
 
 @linux
-def test_the_span_fit_with_a_helper_lands_on_the_same_gain(real, monkeypatch):
-    plan, blocks = real
-    helpers = []
-    made = forked.Forked
-
-    def watched(work):
-        helpers.append(work)
-        return made(work)
-
-    monkeypatch.setattr(forked, "Forked", watched)
+def test_the_span_fit_with_a_helper_lands_on_the_same_gain(long_real, helpers):
+    plan, blocks, _ = long_real
     options = Options().for_export()
     fmt = exporting.format_for("mp3")
     measured, meter = exporting._measure(

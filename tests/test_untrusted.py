@@ -167,7 +167,10 @@ def test_script_text_reaches_the_command_as_one_argument_never_a_shell(script_di
     assert sorted(call[0] for call in calls) == sorted(f"--text={t}" for t in expected)
     for call in calls:
         assert len(call) == 4 and call[1] == "default" and call[2].isdigit()
-        assert call[3].endswith("clip.wav")
+        # {out} is ours: a file named by the clip's key in the bank's private folder.
+        out = Path(call[3])
+        assert out.parent.name.startswith("prtvoice-tts-")
+        assert re.fullmatch(r"[0-9a-f]{64}\.wav", out.name)
     assert not PWNED.exists()
 
 
