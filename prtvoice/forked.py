@@ -6,10 +6,10 @@ encoded before the gain is known. A forked child shares every clip already in
 memory (copy on write), so it can render and measure a part of the session at
 once, and hand back a small result through a pipe.
 
-The child only computes: it never prints, never speaks (the voice bank refuses
-to drive the parent's speech worker from another process) and leaves with
-`os._exit`, so no exit handler, `finally` or buffered output of the parent runs
-twice. Anything that goes wrong in it (an exception, a signal, a result that
+The child only computes: it never prints, never uses the parent's speech worker
+(whose pipes refuse any other process, and whose clean-up leaves it alone there)
+and leaves with `os._exit`, so no exit handler, `finally` or buffered output of
+the parent runs twice. Anything that goes wrong in it (an exception, a signal, a result that
 does not pickle) makes `result()` raise ForkFailed, and the caller does that
 work itself: the child is a speed-up, never a dependency.
 """
