@@ -21,7 +21,8 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -50,12 +51,13 @@ def both(here: Callable[[], T], there: Callable[[], U], *, fork: bool = True) ->
     runs here too, after `here()`: the same results, on one core.
     """
     helper: Forked[U] | None = None
-    if fork and available():
-        try:
-            helper = Forked(there)
-        except ForkFailed:
-            helper = None
     try:
+        if fork and available():
+            with _signals_deferred():
+                try:
+                    helper = Forked(there)
+                except ForkFailed:
+                    helper = None
         first = here()
         if helper is None:
             return first, there()
@@ -68,6 +70,36 @@ def both(here: Callable[[], T], there: Callable[[], U], *, fork: bool = True) ->
         if helper is not None:
             helper.cancel()
         raise
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM while forking; deliver one caught meanwhile after.
+
+    At a fork Python runs the at-fork callbacks libraries register (logging's among
+    them), and an exception a signal handler raises inside one is printed and
+    dropped ("Exception ignored in ..."): the interrupt would be lost. Delivered
+    after, it raises where the caller can stop the helper it now knows.
+    """
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(
+        signal.getsignal(signum) is None for signum in wanted  # set outside Python
+    ):
+        yield  # handlers can only change in the main thread, and only it runs them
+        return
+    caught: list[int] = []
+
+    def hold(signum, frame) -> None:
+        caught.append(signum)
+
+    before = {signum: signal.signal(signum, hold) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 class Forked(Generic[T]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -108,3 +109,47 @@ def test_a_forked_copy_never_drives_the_parents_speech_worker(tmp_path):
         assert engine._idle == [worker] and worker.process.pid == pid and worker.alive
     finally:
         engine.close()
+
+
+def test_a_signal_while_forking_is_not_lost(tmp_path):
+    # At a fork Python runs libraries' at-fork callbacks (logging's, for one); an
+    # exception a signal handler raises inside one is printed and dropped. Here a
+    # SIGTERM lands in such a callback, in a process of its own (the callback cannot
+    # be unregistered): it must still stop the work, and the helper with it.
+    code = f"""
+import os, signal, sys, time
+from pathlib import Path
+from prtvoice import forked
+
+class Stop(Exception):
+    pass
+
+def handler(signum, frame):
+    raise Stop()
+
+signal.signal(signal.SIGTERM, handler)
+armed = [True]
+
+def during_fork():
+    if armed[0]:
+        armed[0] = False
+        os.kill(os.getpid(), signal.SIGTERM)
+
+os.register_at_fork(after_in_parent=during_fork)
+
+def there():
+    Path({str(tmp_path / "helper")!r}).write_text(str(os.getpid()))
+    time.sleep(30)
+
+try:
+    forked.both(lambda: time.sleep(30), there)
+except Stop:
+    print("stopped")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.stdout.strip() == "stopped", done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+    helper = tmp_path / "helper"
+    if helper.exists() and helper.read_text():  # it may have been stopped before it wrote
+        assert gone(int(helper.read_text()))
