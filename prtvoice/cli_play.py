@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from prtvoice import blas
 from prtvoice.cli_common import say
 from prtvoice.errors import ExitStatus, PrtvoiceError
 
@@ -78,7 +79,7 @@ def prepare(script: str, *, config, minutes, sets, vars_file, from_section, only
 def preload() -> None:
     """Import what `run` uses (and start PortAudio loading), for a caller that has
     time now: the parent of a split start, while its child reads the script."""
-    _one_blas_thread()
+    blas.one_thread()
     from prtvoice.device import warm_up
 
     warm_up()  # PortAudio's own start-up runs without the GIL, beside the imports below
@@ -89,13 +90,6 @@ def preload() -> None:
     from prtvoice.tts import bank  # noqa: F401 - the voice bank (lazy in prtvoice.tts)
 
 
-def _one_blas_thread() -> None:
-    # OpenBLAS starts a thread per core as numpy loads; playing never multiplies
-    # matrices, and the cores are the audio's and the voice's.
-    if "numpy" not in sys.modules:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
 def run(request: PlayRequest, *, engine) -> int:
     """Play `request` to its end or until stopped; the exit status (0, or 130 when stopped).
 
@@ -104,7 +98,7 @@ def run(request: PlayRequest, *, engine) -> int:
     from prtvoice import resume as resuming
     from prtvoice import session
 
-    _one_blas_thread()
+    blas.one_thread()
     loaded, options, start, only_index = (request.loaded, request.options, request.start,
                                           request.only_index)  # fmt: skip
     titles = [s.title for s in loaded.sections]

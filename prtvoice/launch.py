@@ -32,6 +32,9 @@ _NOT_SPLIT = {"-h", "--help", "--list-devices", "--version"}
 
 def main() -> None:
     """Console-script entry point."""
+    from prtvoice import blas
+
+    blas.one_thread()  # before anything loads numpy (prtvoice.blas says why)
     if splits(sys.argv[1:]):
         _play_in_two_processes()
     from prtvoice.cli import main as cli_main

@@ -11,9 +11,8 @@ blocks with 75 % overlap, an absolute gate at -70 LUFS and a relative gate at
 plain RMS over a session that is half silence would read 3 dB low and the
 normalised speech would come out 3 dB too loud.
 
-True peak: 4x oversampling (the filter of scipy's polyphase `resample_poly`),
-evaluated with enough context on both sides of each block that the result
-equals oversampling the whole signal at once.
+True peak: 4x oversampling (prtvoice.truepeak), equal to oversampling the
+whole signal at once however the stream is cut.
 
 Everything here runs on numpy, plus scipy's compiled sosfilt kernel for the
 K-weighting when it loads (see prtvoice.filters for why not scipy.signal).
@@ -22,7 +21,6 @@ K-weighting when it loads (see prtvoice.filters for why not scipy.signal).
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -30,26 +28,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from prtvoice.filters import k_weighting, lowpass_taps, sliding_min
+from prtvoice.filters import k_weighting, sliding_min
+from prtvoice.truepeak import TruePeakMeter
 
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 SILENCE_LUFS = -math.inf  # what a meter reports for a signal with no gated block
-_OVERSAMPLE = 4
-# resample_poly's default filter reaches 10 input samples each way at up=4;
-# 32 leaves a wide margin so block edges never change the result.
-_PEAK_CONTEXT = 32
-_HALF = 10 * _OVERSAMPLE  # the interpolation filter's half length (resample_poly's design)
-# The true-peak meter decides per chunk of this many samples whether to oversample.
-_CHUNK = 256
-
-
-@functools.cache
-def _interpolator() -> tuple[np.ndarray, float]:
-    """The filter scipy's resample_poly(x, 4, 1) designs, and its largest polyphase L1 norm."""
-    taps = lowpass_taps(2 * _HALF + 1, 1.0 / _OVERSAMPLE, beta=5.0) * _OVERSAMPLE
-    bound = max(float(np.abs(taps[phase::_OVERSAMPLE]).sum()) for phase in range(_OVERSAMPLE))
-    return taps, bound
 
 
 class MeterPart(NamedTuple):
@@ -216,107 +200,6 @@ def gated_loudness(hops: np.ndarray, *, hop: int) -> float:
     relative = -0.691 + 10.0 * math.log10(energy[above].mean()) + RELATIVE_GATE_LU
     gated = above & (loudness > relative)
     return -0.691 + 10.0 * math.log10(energy[gated].mean())
-
-
-class TruePeakMeter:
-    """Maximum absolute value of a mono stream after 4x oversampling (BS.1770 true peak)."""
-
-    def __init__(self, history: np.ndarray | None = None) -> None:
-        # Zeros stand for the silence before the stream, as whole-signal oversampling
-        # assumes; `history`, the samples before a stream's later part, for the real ones.
-        self._buffer = _context(history, before=True)
-        self.peak = 0.0
-        self.sample_peak = 0.0
-
-    def add(self, block: np.ndarray) -> None:
-        x = np.asarray(block, dtype=np.float64).reshape(-1)
-        if len(x):
-            self.sample_peak = max(self.sample_peak, float(np.abs(x).max()))
-        self._buffer = np.concatenate([self._buffer, x])
-        if len(self._buffer) >= 4 * _PEAK_CONTEXT:
-            self._evaluate(final=False)
-
-    def finish(self, after: np.ndarray | None = None) -> float:
-        """End of stream: evaluate what is left; returns the peak (linear).
-
-        `after`: the samples that follow, when this is a stream's first part
-        (they shape the peaks between its last samples; silence otherwise).
-        """
-        self._buffer = np.concatenate([self._buffer, _context(after, before=False)])
-        self._evaluate(final=True)
-        return self.peak
-
-    def _evaluate(self, *, final: bool) -> None:
-        # Samples [C, len - C) of the buffer have C samples of context on both
-        # sides; oversample only where that can raise the peak, looking at the
-        # outputs of those samples alone.
-        c = _PEAK_CONTEXT
-        buffer = self._buffer
-        n = len(buffer) - 2 * c  # samples to evaluate now
-        if n <= 0:
-            return
-        # Each oversampled value is a weighted sum of input samples within _HALF / 4
-        # (< C) samples, so it is at most (their peak x the largest polyphase L1
-        # norm). Cut the samples into chunks; a chunk is oversampled only when the
-        # bound over it and its neighbours (which cover that reach) beats the peak
-        # found so far. The rest of a session (pauses, quiet syllables) is skipped
-        # exactly, without filtering.
-        chunks = -(-n // _CHUNK)
-        padded = np.zeros(chunks * _CHUNK + 2 * c)
-        padded[: len(buffer)] = np.abs(buffer)
-        local = padded[c : c + chunks * _CHUNK].reshape(chunks, _CHUNK).max(axis=1)
-        left = padded[:c].max()
-        right = padded[c + chunks * _CHUNK :].max()
-        reach = local.copy()
-        reach[1:] = np.maximum(reach[1:], local[:-1])
-        reach[:-1] = np.maximum(reach[:-1], local[1:])
-        reach[0] = max(reach[0], left)
-        reach[-1] = max(reach[-1], right)
-        wanted = reach * _interpolator()[1] > self.peak
-        if wanted.any():
-            # Runs of wanted chunks, each oversampled with C samples of context.
-            edges = np.flatnonzero(np.diff(np.concatenate([[0], wanted.view(np.int8), [0]])))
-            for first, last in zip(edges[::2], edges[1::2]):
-                lo, hi = first * _CHUNK, min(last * _CHUNK, n)  # sample offsets after C
-                self._oversample_peak(buffer[lo : hi + 2 * c])
-        self._buffer = buffer[-2 * c :] if not final else np.zeros(0)
-
-    def _oversample_peak(self, part: np.ndarray) -> None:
-        """Raise the peak by the oversampled values of part[C:-C] (C of context each side)."""
-        c = _PEAK_CONTEXT
-        n = len(part) - 2 * c
-        if n <= 0:
-            return
-        taps = _interpolator()[0]
-        # Polyphase (what resample_poly does): the output's phase p after input
-        # sample k is part convolved with taps[p::4], at index k + _HALF / 4. Phase 0
-        # is the samples themselves times the centre tap: its other taps fall on the
-        # sinc's zeros (~4e-17), far below float rounding, so it is not convolved.
-        # (One matrix product over part's windows would be faster on the clock, but
-        # BLAS runs it on every core, taking the encoder's core while an export streams.)
-        delay = _HALF // _OVERSAMPLE
-        peak = abs(float(taps[_HALF])) * float(np.abs(part[c : c + n]).max())
-        for phase in range(1, _OVERSAMPLE):
-            branch = np.convolve(part, taps[phase::_OVERSAMPLE])
-            peak = max(peak, float(np.abs(branch[delay + c : delay + c + n]).max()))
-        self.peak = max(self.peak, peak)
-
-    @property
-    def peak_db(self) -> float:
-        return to_db(self.peak)
-
-
-def _context(samples: np.ndarray | None, *, before: bool) -> np.ndarray:
-    """_PEAK_CONTEXT samples next to a stream: `samples`' nearest ones, zeros beyond them."""
-    out = np.zeros(_PEAK_CONTEXT, dtype=np.float64)
-    if samples is not None:
-        x = np.asarray(samples, dtype=np.float64).reshape(-1)
-        x = x[-_PEAK_CONTEXT:] if before else x[:_PEAK_CONTEXT]
-        if before:
-            out[_PEAK_CONTEXT - len(x) :] = x
-        else:
-            out[: len(x)] = x
-    return out
 
 
 @dataclass(frozen=True)

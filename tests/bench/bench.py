@@ -139,6 +139,9 @@ def script_yaml(lines: list[str], *, title: str) -> str:
 def child_prtvoice(script: str, out: str) -> dict:
     """What `prtvoice export SCRIPT -o OUT -t lrc,srt` does, with each stage timed."""
     began = time.perf_counter()
+    from prtvoice import blas
+
+    blas.one_thread()  # as the `prtvoice` command does first
     from prtvoice.config import load_config
     from prtvoice.tts.engine import start_engine
 
