@@ -29,6 +29,7 @@ one piece instead.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,15 +94,30 @@ def frame_offsets(path: Path, start: int, limit: int | None = None) -> list[int]
     """Byte offsets of the frames from `start` to the end (at most `limit` of them)."""
     offsets: list[int] = []
     size = os.path.getsize(path)
-    with open(path, "rb", buffering=1 << 16) as stream:
+    if start >= size:
+        return offsets
+    count = size if limit is None else limit
+    with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        # A CBR encode's headers differ only in the padding bit (0x200 of the word):
+        # a header that matches the first's is read with a mask, any other in full.
+        first = data[start : start + 4]
+        if len(first) < 4:
+            raise JoinError(f"{path.name}: cut short inside a frame header")
+        unpadded = bytes([first[0], first[1], first[2] & 0xFD, first[3]])
+        base = frame_length(unpadded)
+        pattern = int.from_bytes(unpadded, "big")
         at = start
-        while at < size and (limit is None or len(offsets) < limit):
-            stream.seek(at)
-            header = stream.read(4)
-            if len(header) < 4:
+        while at < size and len(offsets) < count:
+            header = data[at : at + 4]
+            word = int.from_bytes(header, "big")
+            if word & ~0x200 == pattern:
+                length = base + ((word >> 9) & 1)
+            elif len(header) < 4:
                 raise JoinError(f"{path.name}: cut short inside a frame header")
+            else:
+                length = frame_length(header)
             offsets.append(at)
-            at += frame_length(header)
+            at += length
         if at > size:
             raise JoinError(f"{path.name}: its last frame is cut short")
     return offsets

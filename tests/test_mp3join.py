@@ -196,3 +196,29 @@ def test_one_encoders_file_is_trimmed_to_the_exact_length(tmp_path):
     zeroed = bytes(info.frame[: tag + 154]) + b"\0\0" + bytes(info.frame[tag + 156 : 190])
     assert mp3join.crc16(zeroed) == int.from_bytes(info.frame[tag + 154 : tag + 156], "big")
     assert mp3join.set_length(path, len(x)) is False  # already right: left alone
+
+
+def test_frame_offsets_walk_padded_and_other_frames_and_refuse_cut_short(tmp_path):
+    # Built by hand: frames of 96k (313 bytes, 314 padded), one of 64k (209) between,
+    # as a file that is not one CBR encode would have them; every offset must match.
+    def frame(byte2: int) -> bytes:
+        header = bytes([0xFF, 0xF3, byte2, 0xC0])
+        return header + bytes(mp3join.frame_length(header) - 4)
+
+    kinds = [0xA0, 0xA2, 0xA2, 0x80, 0xA0, 0xA2, 0xA0]  # 96k, padded, 64k ...
+    data = b"".join(frame(k) for k in kinds)
+    expected = list(np.cumsum([0] + [len(frame(k)) for k in kinds[:-1]]) + 10)
+    path = tmp_path / "frames.mp3"
+    path.write_bytes(bytes(10) + data)
+    assert mp3join.frame_offsets(path, 10) == expected
+    assert mp3join.frame_offsets(path, 10, limit=3) == expected[:3]
+    assert mp3join.frame_offsets(path, 10 + len(data)) == []
+    path.write_bytes(bytes(10) + data[:-5])
+    with pytest.raises(mp3join.JoinError, match="last frame is cut short"):
+        mp3join.frame_offsets(path, 10)
+    path.write_bytes(bytes(10) + data + b"\xff\xf3")
+    with pytest.raises(mp3join.JoinError, match="cut short inside a frame header"):
+        mp3join.frame_offsets(path, 10)
+    path.write_bytes(bytes(10) + data[:313] + b"ID3\x03" + data[317:])
+    with pytest.raises(mp3join.JoinError, match="no frame header"):
+        mp3join.frame_offsets(path, 10)
