@@ -29,8 +29,8 @@ one piece instead.
 
 from __future__ import annotations
 
-import mmap
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,8 @@ _SIDE_INFO = 9  # bytes of side information in an MPEG-2 mono frame
 _TOC = 100
 _TAG = 156  # bytes of the Xing/Info + LAME tag ffmpeg writes (from "Info" to the tag CRC)
 _CRC_SPAN = 190  # the LAME tag CRC covers the frame's first 190 bytes
+_READ = 1 << 20  # bytes read at a time when walking the frames
+_WORD = struct.Struct(">I")  # a frame header as one big-endian word
 
 
 class JoinError(Exception):
@@ -97,25 +99,33 @@ def frame_offsets(path: Path, start: int, limit: int | None = None) -> list[int]
     if start >= size:
         return offsets
     count = size if limit is None else limit
-    with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        # A CBR encode's headers differ only in the padding bit (0x200 of the word):
-        # a header that matches the first's is read with a mask, any other in full.
-        first = data[start : start + 4]
+    with open(path, "rb") as stream:
+        # Read a MiB at a time (not mapped: a mapped 2 h file counts whole in the
+        # process's memory), headers taken from it by offset.
+        stream.seek(start)
+        data, base = stream.read(_READ), start
+        first = data[:4]
         if len(first) < 4:
             raise JoinError(f"{path.name}: cut short inside a frame header")
+        # A CBR encode's headers differ only in the padding bit (0x200 of the word):
+        # a header that matches the first's is read with a mask, any other in full.
         unpadded = bytes([first[0], first[1], first[2] & 0xFD, first[3]])
-        base = frame_length(unpadded)
+        base_length = frame_length(unpadded)
         pattern = int.from_bytes(unpadded, "big")
-        at = start
+        at, end = start, start + len(data) - 4  # headers at or before `end` are in `data`
+        word_at = _WORD.unpack_from
         while at < size and len(offsets) < count:
-            header = data[at : at + 4]
-            word = int.from_bytes(header, "big")
+            if at > end:
+                stream.seek(at)
+                data, base = stream.read(_READ), at
+                end = base + len(data) - 4
+                if at > end:
+                    raise JoinError(f"{path.name}: cut short inside a frame header")
+            word = word_at(data, at - base)[0]
             if word & ~0x200 == pattern:
-                length = base + ((word >> 9) & 1)
-            elif len(header) < 4:
-                raise JoinError(f"{path.name}: cut short inside a frame header")
+                length = base_length + ((word >> 9) & 1)
             else:
-                length = frame_length(header)
+                length = frame_length(data[at - base : at - base + 4])
             offsets.append(at)
             at += length
         if at > size:
