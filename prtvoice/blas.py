@@ -5,7 +5,7 @@ thread per core as numpy loads and spreads every matrix product above a small
 size over them, spinning while it waits. The only products prtvoice makes are
 the true-peak meter's (prtvoice.truepeak), small ones that run beside the
 encoders and the speech workers, which want those cores: on two cores a spread
-product took twice the CPU for the same result. The library reads the setting
+product took 1.4-1.6x the CPU for the same result. The library reads the setting
 as numpy loads, so `one_thread` runs before the first import of numpy; a
 setting of the user's own is kept.
 """
