@@ -123,10 +123,6 @@ class TruePeakMeter:
         self._evaluate(final=True)
         return self.peak
 
-    @property
-    def peak_db(self) -> float:
-        return 20.0 * np.log10(self.peak) if self.peak > 0 else -np.inf
-
     def _evaluate(self, *, final: bool) -> None:
         # Samples [C, len - C) of the buffer have C samples of context on both sides.
         c = CONTEXT

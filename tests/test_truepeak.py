@@ -148,7 +148,10 @@ def test_the_banded_product_is_the_polyphase_filter():
     assert np.allclose(np.abs(values), np.abs(reference.reshape(-1)), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS starts no threads")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+    reason="counts threads in /proc (Linux); on one core BLAS starts no thread to count",
+)
 def test_one_blas_thread_keeps_numpy_from_starting_threads():
     # prtvoice.blas before numpy loads: no BLAS threads beside the main one (without
     # it, OpenBLAS starts one per core); a setting of the user's own is kept.
