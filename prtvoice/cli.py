@@ -531,10 +531,10 @@ def _import_for_export() -> None:
 
     import mutagen.id3  # noqa: F401
     import numpy.fft  # noqa: F401
-    import platformdirs  # noqa: F401
     import soxr  # noqa: F401
 
     import prtvoice.early
+    import prtvoice.paths as paths
     import prtvoice.render
     import prtvoice.synth
     import prtvoice.tts.bank
@@ -545,6 +545,8 @@ def _import_for_export() -> None:
     from prtvoice.filters import compiled_sosfilt
 
     compiled_sosfilt()  # scipy's package and its sosfilt kernel, for the loudness meter
+    for folder in (paths.cache_dir, paths.config_path, paths.data_dir, paths.state_dir):
+        folder()  # imports platformdirs, if this setup's folders need it (prtvoice.paths)
     prtvoice.tts.espeak.pyttsx3_version()  # importlib.metadata only if the folder does not tell
 
 
