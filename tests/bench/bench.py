@@ -16,7 +16,7 @@ section (chapter) every ten lines, no ambience (the naive pipeline has
 none). Every measured thing runs in its own fresh subprocess, so its peak
 resident memory (the process's own ru_maxrss; ffmpeg and the speech workers
 are separate processes, reported apart) and its wall time are its own.
-Cold runs get an empty PRTVOICE_CACHE (no clips, no remembered gain); warm
+Cold runs get an empty cache (no clips, no remembered gain); warm
 runs re-export the same script file edited in place, ONE line changed,
 against the cache of the cold run (its clips, and the gain it settled on,
 which lets the re-export encode in one pass when it still meets the
@@ -394,12 +394,7 @@ def main() -> None:
     sizes = ["20m"] if args.quick else ["20m", "2h"]
     repeats = max(1, args.repeats)
     work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-"))
-    base_env = {
-        **os.environ,
-        "PRTVOICE_CONFIG": str(work / "no-config.yaml"),
-        "PRTVOICE_HOME": str(work / "home"),
-        "PRTVOICE_STATE": str(work / "state"),
-    }
+    base_env = user_env(work)
     installed_bytecode(base_env, work)
     figures: dict[str, dict] = {}
     try:
@@ -410,12 +405,12 @@ def main() -> None:
             runs: dict[str, list] = {"naive": [], "cold": [], "warm": [], "encoder": []}
             pairs = repeats if size == "20m" else 1
             for run in range(pairs):  # interleaved: the machine's drift hits both alike
-                env = {**base_env, "PRTVOICE_CACHE": str(work / f"cache-{size}-{run}")}
+                env = with_cache(base_env, work / f"cache-{size}-{run}")
                 log(f"{size}: {len(lines)} lines; naive pipeline ({run + 1}/{pairs}) ...")
                 runs["naive"].append(run_child("naive", script, work / f"naive-{size}.mp3", env))
                 log(f"{size}: prtvoice, cold cache ({run + 1}/{pairs}) ...")
                 runs["cold"].append(run_child("prtvoice", script, work / f"cold-{size}.mp3", env))
-            env = {**base_env, "PRTVOICE_CACHE": str(work / f"cache-{size}-0")}
+            env = with_cache(base_env, work / f"cache-{size}-0")
             for run in range(repeats):
                 log(f"{size}: prtvoice, warm cache, one line changed ({run + 1}/{repeats}) ...")
                 # Edited in place, as a therapist does: the same script file, one line new
@@ -431,8 +426,8 @@ def main() -> None:
             plays = []
             for run in range(repeats):
                 log(f"{size}: play, cold cache ({run + 1}/{repeats}) ...")
-                cache = str(work / f"play-cache-{size}-{run}")
-                plays.append(first_sound(script, {**base_env, "PRTVOICE_CACHE": cache}))
+                cache = work / f"play-cache-{size}-{run}"
+                plays.append(first_sound(script, with_cache(base_env, cache)))
             figures[size] = {
                 "lines": len(lines),
                 "naive": median_run(runs["naive"]), "cold": median_run(runs["cold"]),
@@ -479,9 +474,28 @@ def installed_bytecode(env: dict[str, str], work: Path) -> None:
     # The libraries' modules compile on first import: one untimed run of each kind.
     warm_up = work / "warm-up.yaml"
     warm_up.write_text(script_yaml(["One line."], title="Warm-up"), "utf-8")
-    cache = {**env, "PRTVOICE_CACHE": str(work / "warm-up-cache")}
+    cache = with_cache(env, work / "warm-up-cache")
     run_child("prtvoice", warm_up, work / "warm-up.mp3", cache)
     run_child("naive", warm_up, work / "warm-up-naive.mp3", env)
+    # `play` imports what an export does not (sounddevice, the player, their parts of
+    # the standard library): compiled now, or the first timed play compiles them.
+    first_sound(warm_up, with_cache(env, work / "warm-up-play-cache"))
+
+
+def user_env(work: Path) -> dict[str, str]:
+    """The environment of a user with no settings: prtvoice finds its folders as it does
+    for anyone (the XDG base directories, here under `work`), not through the
+    PRTVOICE_* overrides, which would skip that lookup."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRTVOICE_")}
+    for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
+                             ("XDG_STATE_HOME", "state")):  # fmt: skip
+        env[variable] = str(work / folder)
+    return env
+
+
+def with_cache(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """`env` with its clip cache (and remembered gains) in `folder`."""
+    return {**env, "XDG_CACHE_HOME": str(folder)}
 
 
 def log(message: str) -> None:

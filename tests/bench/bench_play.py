@@ -13,7 +13,6 @@ timed from launch to the first non-silent sample recorded (the bench's own
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -50,17 +49,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prtvoice-bench-play-"))
-    base_env = {
-        **os.environ,
-        "PRTVOICE_CONFIG": str(work / "no-config.yaml"),
-        "PRTVOICE_HOME": str(work / "home"),
-        "PRTVOICE_STATE": str(work / "state"),
-    }
+    base_env = bench.user_env(work)
     if args.bytecode:
-        bench.installed_bytecode(base_env, work)
-        # One launch of play, not timed, compiles what play imports of the libraries.
-        warm_up = work / "warm-up.yaml"
-        bench.first_sound(warm_up, {**base_env, "PRTVOICE_CACHE": str(work / "warm-up-cache")})
+        bench.installed_bytecode(base_env, work)  # with one untimed launch of play
     starts = ["split", "one"] if args.starts == "both" else [args.starts]
     try:
         for size in args.sizes.split(","):
@@ -72,11 +63,8 @@ def main() -> None:
                 warm: dict[str, list[float]] = {start: [] for start in starts}
                 for run in range(args.runs):
                     for start in starts:  # interleaved: the machine's drift hits both alike
-                        env = {
-                            **base_env,
-                            "PRTVOICE_CACHE": str(work / f"cache-{size}-{opening}-{start}-{run}"),
-                            "PRTVOICE_ONE_PROCESS": "1" if start == "one" else "0",
-                        }
+                        env = bench.with_cache(base_env, work / f"cache-{size}-{opening}-{start}-{run}")
+                        env["PRTVOICE_ONE_PROCESS"] = "1" if start == "one" else "0"
                         cold[start].append(bench.first_sound(script, env))
                         warm[start].append(bench.first_sound(script, env))
                 for start in starts:
