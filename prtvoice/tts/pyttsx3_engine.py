@@ -14,8 +14,6 @@ import json
 import os
 import select
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -24,29 +22,31 @@ from pathlib import Path
 from prtvoice import procwait
 from prtvoice.errors import VoiceError
 from prtvoice.tts.engine import CALM_WPM, VoiceInfo, words_per_minute
+from prtvoice.tts.spawn import WORKER_ARGV, Spawned, spawn
 
-WORKER_ARGV = (sys.executable, "-m", "prtvoice.tts.worker")
 START_TIMEOUT = 30.0
 
 
 class Worker:
     """One worker process and its line protocol."""
 
-    def __init__(self, argv: Sequence[str], *, timeout: float, wait: bool = True) -> None:
-        """Start the process; with wait=False return at once and check that it came
-        up (its "ready" line) only on the first `ask`, so its start overlaps other work."""
-        # stderr goes to a file, not a pipe: nobody must read it for the worker to go on.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        try:
-            self.process = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        except OSError as exc:
-            raise VoiceError(f"could not start the speech worker: {exc}") from exc
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        wait: bool = True,
+        spawned: Spawned | None = None,
+    ) -> None:
+        """Start the process (or take over `spawned`, started with the same `argv`);
+        with wait=False return at once and check that it came up (its "ready" line)
+        only on the first `ask`, so its start overlaps other work."""
+        if spawned is None:
+            try:
+                spawned = spawn(argv)
+            except OSError as exc:
+                raise VoiceError(f"could not start the speech worker: {exc}") from exc
+        self.process, self._stderr = spawned.process, spawned.stderr
         self._buffer = b""
         # A forked copy of this process (prtvoice.forked) shares the worker's pipes:
         # a request from it would take replies meant for this one. It gets an error.
@@ -172,12 +172,14 @@ class Pyttsx3Engine:
         self._closed = False
         self._warming: threading.Event | None = None  # set once the warm-up worker is ready
         self._warm_worker: Worker | None = None
+        self._watching = False  # a thread reads the warm-up worker's voice list
 
     # -- workers
 
     def _acquire(self) -> Worker:
         warming = self._warming
         if warming is not None:
+            self.watch()  # (if its caller has not yet)
             warming.wait()  # the warm-up worker is moments from ready: cheaper than a new one
         with self._lock:
             while self._idle:
@@ -187,32 +189,56 @@ class Pyttsx3Engine:
                 worker.kill()
         return Worker(self._argv, timeout=max(self.timeout, START_TIMEOUT))
 
-    def warm(self) -> None:
-        """Start one worker now, and have it list its voices, without waiting for either.
+    def warm(self, *, spawned: Spawned | None = None, watch: bool = True) -> None:
+        """Start one worker now (or take over `spawned`), and have it list its voices,
+        without waiting for either.
 
         A worker takes ~0.2 s to start (Python, eSpeak NG's data) and the voice
         list ~0.05 s more: a caller that knows it will speak soon calls this
         first, so both overlap its own start-up; the first request then takes
-        that worker. Does nothing when a worker is already idle or starting.
-        A failure here is dropped: the first real request starts its own
-        worker and reports what goes wrong, exactly as without warming.
+        that worker. Does nothing when a worker is already idle or starting
+        (`spawned` is then stopped). A failure here is dropped: the first real
+        request starts its own worker and reports what goes wrong, exactly as
+        without warming.
+
+        The voice list is read by a thread; a caller about to fork, which must
+        not have threads running, passes watch=False and calls `watch()` after.
         """
         with self._lock:
-            if self._idle or self._closed or self._warming is not None:
-                return
-            self._warming = threading.Event()
+            busy = self._idle or self._closed or self._warming is not None
+            if not busy:
+                self._warming = threading.Event()
+        if busy:
+            if spawned is not None:
+                spawned.discard()
+            return
+        if spawned is not None and spawned.argv != self._argv:
+            spawned.discard()  # started for another worker command
+            spawned = None
         timeout = max(self.timeout, START_TIMEOUT)
         try:
-            worker = Worker(self._argv, timeout=timeout, wait=False)
+            worker = Worker(self._argv, timeout=timeout, wait=False, spawned=spawned)
             worker.send({"op": "info"}, what="listing voices")
         except VoiceError:
             self._warming.set()
             return
         self._warm_worker = worker
+        if watch:
+            self.watch()
+
+    def watch(self) -> None:
+        """Start reading the warming worker's voice list (see `warm`); idempotent."""
+        with self._lock:
+            worker = self._warm_worker
+            if worker is None or self._watching:
+                return
+            self._watching = True
         threading.Thread(
-            target=self._finish_warming, args=(worker, timeout), name="prtvoice-tts-warm",
+            target=self._finish_warming,
+            args=(worker, max(self.timeout, START_TIMEOUT)),
+            name="prtvoice-tts-warm",
             daemon=True,
-        ).start()  # fmt: skip
+        ).start()
 
     def _finish_warming(self, worker: Worker, timeout: float) -> None:
         try:
@@ -250,6 +276,7 @@ class Pyttsx3Engine:
         if warming is not None:
             warming.kill()  # still starting: its thread sees it die and lets go
         if self._warming is not None:
+            self.watch()
             self._warming.wait()
         with self._lock:
             idle, self._idle = self._idle, []
@@ -261,6 +288,7 @@ class Pyttsx3Engine:
     def info(self) -> dict:
         """Library, versions, data path, voices and variants, as the worker reports them."""
         if self._info is None and self._warming is not None:
+            self.watch()
             self._warming.wait()  # the warm-up worker is listing them already
         if self._info is None:
             reply = self._ask(
