@@ -78,6 +78,31 @@ def test_cache_hit_needs_no_engine_call(counting, tmp_path):
     assert counting.calls == 1
 
 
+def test_the_voice_list_is_cached_without_an_fsync_and_a_torn_one_is_asked_again(
+    counting, tmp_path, monkeypatch
+):
+    # On the way to a session's first clip: an fsync took up to 30 ms here. A crash
+    # can then leave the file empty; the list is asked of the engine again.
+    import os
+
+    from prtvoice import atomic
+
+    synced, fsync = [], os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    voices = bank.voices()
+    (stored,) = tmp_path.glob("voices-*.json")
+    assert synced == [] and voices
+    stored.write_text("")  # what a crash before the data reached the disk leaves
+    asked = []
+    monkeypatch.setattr(counting, "voices", lambda: asked.append(1) or counting.inner.voices())
+    again = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
+    assert again.voices() == voices and asked == [1]
+    assert stored.read_text()  # and stored again
+    atomic.replace_small_file(tmp_path / "settings.yaml", "x: 1\n")
+    assert len(synced) == 1  # settings and state files are still made durable
+
+
 def test_rate_and_voice_are_part_of_the_key(counting, tmp_path):
     bank = VoiceBank(engine=counting, cache_dir=tmp_path, sample_rate=SR)
     normal = bank.frames(TEXTS[0], CALM, "en")

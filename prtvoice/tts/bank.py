@@ -152,7 +152,9 @@ class VoiceBank:
             "voices": [[v.id, v.name, list(v.languages)] for v in self._voices],
             "variants": self._variants,
         }
-        replace_small_file(path, json.dumps(data))
+        # A cache, read back with a fallback (above): not worth an fsync on the way
+        # to a session's first clip.
+        replace_small_file(path, json.dumps(data), durable=False)
 
     def voices(self) -> list[VoiceInfo]:
         """The engine's voices (from the cache when known)."""
