@@ -16,9 +16,10 @@ anything (no thread runs yet, nothing is loaded):
   the request, or leaves with the child's status.
 
 Before the fork, while it is the only busy process, it starts the speech
-worker (~0.1 s of CPU, on the other core) and imports what both sides need
-(the error types, the script's classes: ~0.1 s that each would otherwise
-spend on its own), so neither competes with them once both run.
+worker process (~0.1 s of CPU, on the other core; the parent's engine takes
+it over) and imports what both sides need (the error types, the script's
+classes: ~0.1 s that each would otherwise spend on its own), so neither
+competes with them once both run.
 
 Every other command, `play --help` and `--list-devices`, platforms other than
 Linux, and PRTVOICE_ONE_PROCESS=1 run the command line in one process, as
@@ -80,7 +81,6 @@ def _play_in_two_processes() -> None:
     signal.signal(signal.SIGINT, leave)
     signal.signal(signal.SIGTERM, leave)
     spawned = _spawn_worker()
-    engine = _engine_if_configured(spawned)
     from prtvoice import cli_common, cli_play, config, script, session  # noqa: F401 - both use them
     read_end, write_end = os.pipe()
     sys.stdout.flush()
@@ -90,7 +90,7 @@ def _play_in_two_processes() -> None:
         os.close(read_end)
         _child(write_end)  # never returns
     os.close(write_end)
-    _parent(child, read_end, engine)  # never returns
+    _parent(child, read_end, spawned)  # never returns
 
 
 def _child(write_end: int) -> None:
@@ -129,11 +129,12 @@ def _status_of(exc: SystemExit) -> int:
     return 1
 
 
-def _parent(child: int, read_end: int, engine) -> None:
+def _parent(child: int, read_end: int, spawned) -> None:
     from prtvoice import cli_common, cli_play
     from prtvoice.device import settle
 
     reader = None
+    engine = None
 
     def stop_child() -> None:
         if reader is not None:
@@ -146,9 +147,7 @@ def _parent(child: int, read_end: int, engine) -> None:
         with cli_common.signals_exit_quietly(before_exit=stop_child):
             try:
                 reader = _Reader(read_end, child)  # leaves at once if the child fails
-                watch = getattr(engine, "watch", None)
-                if callable(watch):
-                    watch()  # the worker's voice list, read on a thread now that forking is done
+                engine = _engine_if_configured(spawned)
                 cli_play.preload()
                 payload = reader.payload()
             except BaseException:
@@ -214,7 +213,7 @@ def _spawn_worker():
 def _engine_if_configured(spawned):
     """The configured speech engine, warming up with the `spawned` worker (which is
     stopped if the engine is another); None when the configuration has a problem
-    (the child reports it). No thread is started: the fork comes next."""
+    (the child reports it)."""
     from prtvoice.config import load_config
     from prtvoice.errors import PrtvoiceError
     from prtvoice.tts.engine import make_engine
@@ -224,11 +223,10 @@ def _engine_if_configured(spawned):
     except PrtvoiceError:
         engine = None
     warm = getattr(engine, "warm", None)
-    if not callable(warm):
-        if spawned is not None:
-            spawned.discard()
-        return engine
-    warm(spawned=spawned, watch=False)  # the parent calls `watch` after the fork
+    if callable(warm):
+        warm(spawned=spawned)
+    elif spawned is not None:
+        spawned.discard()
     return engine
 
 

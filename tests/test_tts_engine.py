@@ -169,21 +169,17 @@ def test_closing_while_a_worker_warms_up_stops_it(tmp_path):
     assert process.poll() is not None and engine._idle == []
 
 
-def test_a_worker_spawned_earlier_is_taken_over_and_watched_on_demand(tmp_path):
-    # `play` starts the worker before it forks (prtvoice.launch): no thread may run
-    # then, so warm(watch=False) starts none; the first request reads the voice list.
-    import threading
-
+def test_a_worker_spawned_earlier_is_taken_over(tmp_path):
+    # `play` starts the worker process before it forks (prtvoice.launch); the
+    # parent's engine then takes it over instead of starting its own.
     from prtvoice.tts.spawn import spawn
 
     spawned = spawn()
     engine = Pyttsx3Engine()
     try:
-        threads = threading.active_count()
-        engine.warm(spawned=spawned, watch=False)
-        assert threading.active_count() == threads
+        engine.warm(spawned=spawned)
         assert engine._warm_worker.process is spawned.process  # no second process
-        out = speak(engine, tmp_path)  # waits for the warm-up, which it watches itself
+        out = speak(engine, tmp_path)
         assert [w.process for w in engine._idle] == [spawned.process]
         samples, rate = read_engine_wav(out)
         assert rate == 22050 and samples.size > rate
@@ -199,9 +195,9 @@ def test_a_spawned_worker_not_wanted_is_stopped(tmp_path):
     other = spawn()  # the default worker, for an engine set to run another command
     argv = [sys.executable, "-m", "prtvoice.tts.worker"]
     engine = Pyttsx3Engine(worker_argv=[*argv, "--unused-flag"])
-    engine.warm(spawned=other, watch=False)
+    engine.warm(spawned=other)
     assert other.process.wait(timeout=10) is not None
-    assert engine._warm_worker.process is not other.process
+    assert engine._warm_worker is None or engine._warm_worker.process is not other.process
     engine.close()
     busy = Pyttsx3Engine()  # already warming: a second spawned one is not kept either
     busy.warm()
@@ -209,16 +205,6 @@ def test_a_spawned_worker_not_wanted_is_stopped(tmp_path):
     busy.warm(spawned=extra)
     assert extra.process.wait(timeout=10) is not None
     busy.close()
-
-
-def test_closing_an_unwatched_warm_up_does_not_hang():
-    from prtvoice.tts.spawn import spawn
-
-    spawned = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
-    engine = Pyttsx3Engine(worker_argv=spawned.argv, timeout=30.0)
-    engine.warm(spawned=spawned, watch=False)
-    engine.close()  # kills it, and the watcher it starts sees it go
-    assert spawned.process.poll() is not None
 
 
 @pytest.mark.parametrize("choice", ["bundled", "system"])

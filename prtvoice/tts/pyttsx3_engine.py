@@ -172,14 +172,12 @@ class Pyttsx3Engine:
         self._closed = False
         self._warming: threading.Event | None = None  # set once the warm-up worker is ready
         self._warm_worker: Worker | None = None
-        self._watching = False  # a thread reads the warm-up worker's voice list
 
     # -- workers
 
     def _acquire(self) -> Worker:
         warming = self._warming
         if warming is not None:
-            self.watch()  # (if its caller has not yet)
             warming.wait()  # the warm-up worker is moments from ready: cheaper than a new one
         with self._lock:
             while self._idle:
@@ -189,9 +187,10 @@ class Pyttsx3Engine:
                 worker.kill()
         return Worker(self._argv, timeout=max(self.timeout, START_TIMEOUT))
 
-    def warm(self, *, spawned: Spawned | None = None, watch: bool = True) -> None:
-        """Start one worker now (or take over `spawned`), and have it list its voices,
-        without waiting for either.
+    def warm(self, *, spawned: Spawned | None = None) -> None:
+        """Start one worker now (or take over `spawned`, one started earlier with
+        this engine's command), and have it list its voices, without waiting for
+        either.
 
         A worker takes ~0.2 s to start (Python, eSpeak NG's data) and the voice
         list ~0.05 s more: a caller that knows it will speak soon calls this
@@ -200,21 +199,16 @@ class Pyttsx3Engine:
         (`spawned` is then stopped). A failure here is dropped: the first real
         request starts its own worker and reports what goes wrong, exactly as
         without warming.
-
-        The voice list is read by a thread; a caller about to fork, which must
-        not have threads running, passes watch=False and calls `watch()` after.
         """
         with self._lock:
             busy = self._idle or self._closed or self._warming is not None
             if not busy:
                 self._warming = threading.Event()
-        if busy:
-            if spawned is not None:
-                spawned.discard()
-            return
-        if spawned is not None and spawned.argv != self._argv:
-            spawned.discard()  # started for another worker command
+        if spawned is not None and (busy or spawned.argv != self._argv):
+            spawned.discard()  # not wanted, or started for another worker command
             spawned = None
+        if busy:
+            return
         timeout = max(self.timeout, START_TIMEOUT)
         try:
             worker = Worker(self._argv, timeout=timeout, wait=False, spawned=spawned)
@@ -223,22 +217,10 @@ class Pyttsx3Engine:
             self._warming.set()
             return
         self._warm_worker = worker
-        if watch:
-            self.watch()
-
-    def watch(self) -> None:
-        """Start reading the warming worker's voice list (see `warm`); idempotent."""
-        with self._lock:
-            worker = self._warm_worker
-            if worker is None or self._watching:
-                return
-            self._watching = True
         threading.Thread(
-            target=self._finish_warming,
-            args=(worker, max(self.timeout, START_TIMEOUT)),
-            name="prtvoice-tts-warm",
+            target=self._finish_warming, args=(worker, timeout), name="prtvoice-tts-warm",
             daemon=True,
-        ).start()
+        ).start()  # fmt: skip
 
     def _finish_warming(self, worker: Worker, timeout: float) -> None:
         try:
@@ -276,7 +258,6 @@ class Pyttsx3Engine:
         if warming is not None:
             warming.kill()  # still starting: its thread sees it die and lets go
         if self._warming is not None:
-            self.watch()
             self._warming.wait()
         with self._lock:
             idle, self._idle = self._idle, []
@@ -288,7 +269,6 @@ class Pyttsx3Engine:
     def info(self) -> dict:
         """Library, versions, data path, voices and variants, as the worker reports them."""
         if self._info is None and self._warming is not None:
-            self.watch()
             self._warming.wait()  # the warm-up worker is listing them already
         if self._info is None:
             reply = self._ask(
