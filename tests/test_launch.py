@@ -157,6 +157,40 @@ def test_a_bad_script_is_reported_once_with_its_status(tmp_path, one_process):
     assert "Traceback" not in err and out == ""
 
 
+def _processes_marked(mark: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("settings", ["default", "command engine"])
+def test_no_speech_worker_outlives_a_play_that_fails(tmp_path, settings):
+    # The worker starts before the script is read (or the settings): a script that
+    # fails, or settings naming another engine, must not leave it running.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prtvoice: 1\ntitle: Bad\nkind: custom\nsections:\n  - title: A\n"
+                   "    steps:\n      - sayy: hello\n", encoding="utf-8")  # fmt: skip
+    config = tmp_path / "config.yaml"
+    if settings == "command engine":
+        config.write_text("engine: command\ncommand: [espeak-ng, -w, '{out}', '{text}']\n")
+    mark = f"PRTVOICE_TEST_MARK={tmp_path.name}"
+    env = {"PRTVOICE_CONFIG": str(config), "PRTVOICE_TEST_MARK": tmp_path.name}
+    process = _prtvoice("play", str(bad), env=env)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == int(ExitStatus.INPUT), err
+    deadline = time.monotonic() + 30
+    while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the worker to see its input close; nothing is timed
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in left]
+
+
 @pytest.mark.parametrize("one_process", [False, True], ids=["split", "one-process"])
 def test_traceback_shows_the_error_raised_while_reading(one_process):
     env = {"PRTVOICE_ONE_PROCESS": "1" if one_process else "0"}
